@@ -1,0 +1,145 @@
+# DataJetty webhooks - build, lint, test and local tooling.
+#
+# Python tools (moto, cfn-lint, SAM CLI) live in .venv/, Go tools in .bin/,
+# local state (emulator pid/log) in .local/. Nothing is installed system-wide.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        := .venv
+VENV_STAMP  := $(VENV)/.installed
+BIN         := $(CURDIR)/.bin
+LOCAL       := .local
+BUILD_DIR   := build
+
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := $(BIN)/staticcheck
+# Re-installs when the pinned version changes.
+STATICCHECK_STAMP   := $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
+
+MOTO_PORT   ?= 5000
+MOTO_URL    := http://127.0.0.1:$(MOTO_PORT)
+MOTO_PID    := $(LOCAL)/moto.pid
+MOTO_LOG    := $(LOCAL)/moto.log
+
+# Lambda binaries: linux/arm64 static, no RPC shim (provided.al2023).
+GO_LAMBDA_BUILD := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w'
+
+# Environment for tests: every AWS client goes to the local emulator.
+TEST_ENV := AWS_ENDPOINT_URL=$(MOTO_URL) AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing \
+	WEBHOOKS_REQUIRE_EMULATOR=1
+
+SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
+
+.PHONY: help venv tools build lint test bench dev clean emulator-start emulator-stop \
+	build-RegisterEndpointFunction build-ListEndpointsFunction build-ReplayFunction build-GetReplayFunction
+
+help: ## Show this help
+	@echo "Usage: make <target>"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# ------------------------------------------------------------------ toolchain
+
+venv: $(VENV_STAMP) ## Create .venv with the pinned Python tools (moto, cfn-lint, SAM CLI)
+
+$(VENV_STAMP): requirements-dev.txt constraints-dev.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints-dev.txt
+	$(VENV)/bin/python -m pip check
+	touch $@
+
+tools: $(STATICCHECK_STAMP) ## Install pinned Go tools into .bin/ (staticcheck)
+
+$(STATICCHECK_STAMP):
+	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	rm -f $(BIN)/.staticcheck-*
+	touch $@
+
+# ------------------------------------------------------------------ build
+
+# Called by `sam build` (BuildMethod: makefile) with ARTIFACTS_DIR set.
+require-artifacts-dir = $(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: build-<Function> targets are for sam build; use make build))
+
+build-RegisterEndpointFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/register-endpoint
+
+build-ListEndpointsFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/list-endpoints
+
+build-ReplayFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/replay
+
+build-GetReplayFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/get-replay
+
+build: ## Build every Lambda bootstrap into build/<Function>/ (quick check, no SAM)
+	$(MAKE) --no-print-directory build-RegisterEndpointFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/RegisterEndpointFunction
+	$(MAKE) --no-print-directory build-ListEndpointsFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ListEndpointsFunction
+	$(MAKE) --no-print-directory build-ReplayFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ReplayFunction
+	$(MAKE) --no-print-directory build-GetReplayFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/GetReplayFunction
+
+# ------------------------------------------------------------------ local emulator
+
+emulator-start: $(VENV_STAMP) ## Start the emulator (moto, tools/emulator/serve.py) on 127.0.0.1:MOTO_PORT (default 5000; pid in .local/)
+	@mkdir -p $(LOCAL)
+	@if [ -f $(MOTO_PID) ] && kill -0 "$$(cat $(MOTO_PID))" 2>/dev/null; then \
+		echo "moto already running (pid $$(cat $(MOTO_PID))) on $(MOTO_URL)"; exit 0; \
+	fi; \
+	if curl -s -o /dev/null $(MOTO_URL)/moto-api/; then \
+		echo "port $(MOTO_PORT) is already in use by another process; set MOTO_PORT" >&2; exit 1; \
+	fi; \
+	nohup $(VENV)/bin/python tools/emulator/serve.py -H 127.0.0.1 -p $(MOTO_PORT) >$(MOTO_LOG) 2>&1 & echo $$! >$(MOTO_PID); \
+	for i in $$(seq 1 100); do \
+		if curl -s -o /dev/null $(MOTO_URL)/moto-api/; then echo "moto running (pid $$(cat $(MOTO_PID))) on $(MOTO_URL)"; exit 0; fi; \
+		if ! kill -0 "$$(cat $(MOTO_PID))" 2>/dev/null; then break; fi; \
+		sleep 0.2; \
+	done; \
+	echo "moto did not start; see $(MOTO_LOG):" >&2; cat $(MOTO_LOG) >&2; \
+	kill "$$(cat $(MOTO_PID))" 2>/dev/null; rm -f $(MOTO_PID); exit 1
+
+emulator-stop: ## Stop the emulator started by emulator-start
+	@if [ -f $(MOTO_PID) ]; then \
+		pid=$$(cat $(MOTO_PID)); \
+		if kill "$$pid" 2>/dev/null; then \
+			for i in $$(seq 1 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
+			echo "moto stopped (pid $$pid)"; \
+		fi; \
+		rm -f $(MOTO_PID); \
+	else echo "moto not running (no $(MOTO_PID))"; fi
+
+# ------------------------------------------------------------------ quality
+
+test: $(VENV_STAMP) ## Run all Go tests (race detector) against the local emulator
+	@if curl -s -o /dev/null $(MOTO_URL)/moto-api/; then \
+		echo "using the emulator already answering on $(MOTO_URL)"; \
+	else \
+		$(MAKE) --no-print-directory emulator-start || exit 1; \
+		trap '$(MAKE) --no-print-directory emulator-stop' EXIT; \
+	fi; \
+	$(TEST_ENV) go test -race -count=1 ./...
+
+lint: $(VENV_STAMP) $(STATICCHECK_STAMP) ## gofmt, go vet, staticcheck, cfn-lint and sam build
+	@echo "--- gofmt"; set -o pipefail; out=$$(go list -e -f '{{.Dir}}' ./... | xargs -r gofmt -l | sort -u); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@echo "--- go vet"; go vet ./...
+	@echo "--- staticcheck"; $(STATICCHECK) ./...
+	@echo "--- cfn-lint"; $(VENV)/bin/cfn-lint template.yaml
+	@echo "--- sam build"; $(SAM) build --build-in-source --template-file template.yaml
+
+bench: ## Run Go benchmarks (no tests)
+	go test -run '^$$' -bench . -benchmem ./...
+
+# ------------------------------------------------------------------ dev
+
+dev: $(VENV_STAMP) ## Run the local API server (go run ./tools/dev)
+	go run ./tools/dev
+
+clean: ## Remove build output, SAM artefacts and local state (keeps .venv and .bin)
+	-$(MAKE) --no-print-directory emulator-stop
+	rm -rf $(BUILD_DIR) .aws-sam $(LOCAL)
