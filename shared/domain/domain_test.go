@@ -1,0 +1,172 @@
+package domain
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidateURL(t *testing.T) {
+	t.Parallel()
+	strict, local := URLPolicy{}, URLPolicy{AllowPrivate: true}
+	cases := []struct {
+		in, want string
+		p        URLPolicy
+		bad      string // substring of the message when invalid
+	}{
+		{in: "https://Example.COM/Hook?x=1", want: "https://example.com/Hook?x=1", p: strict},
+		{in: "https://example.com:443/h", want: "https://example.com/h", p: strict},
+		{in: "https://example.com:8443/h", want: "https://example.com:8443/h", p: strict},
+		{in: "HTTPS://example.com/h", want: "https://example.com/h", p: strict},
+		{in: "http://127.0.0.1:9000/h", want: "http://127.0.0.1:9000/h", p: local},
+		{in: "", p: strict, bad: "required"},
+		{in: "http://example.com/h", p: strict, bad: "https"},
+		{in: "ftp://example.com/h", p: local, bad: "https"},
+		{in: "example.com/h", p: strict, bad: "absolute"},
+		{in: "https://user:pw@example.com/h", p: strict, bad: "user information"},
+		{in: "https://example.com/h#f", p: strict, bad: "fragment"},
+		{in: "https:///h", p: strict, bad: "no host"},
+		{in: "https://example.com:99999/h", p: strict, bad: "port"},
+		{in: "https://10.1.2.3/h", p: strict, bad: "non-public"},
+		{in: "https://[::1]/h", p: strict, bad: "non-public"},
+		{in: "https://[::ffff:8.8.8.8]/h", p: strict, bad: "non-public"},
+		{in: "https://100.64.1.1/h", p: strict, bad: "non-public"},
+		{in: "https://example.com/" + strings.Repeat("a", MaxURLLength), p: strict, bad: "longer"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ValidateURL(tc.in, tc.p)
+			if tc.bad != "" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.bad) {
+					t.Fatalf("want invalid %q, got %v", tc.bad, err)
+				}
+				var de *Error
+				if errors.As(err, &de); de.Field != "url" {
+					t.Fatalf("field %q", de.Field)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidateEventsAndMatch(t *testing.T) {
+	t.Parallel()
+	got, err := ValidateEvents([]string{"export.done", "*", "export.done", "import.*"})
+	if err != nil || strings.Join(got, ",") != "*,export.done,import.*" {
+		t.Fatalf("got %v %v", got, err)
+	}
+	for _, bad := range [][]string{nil, {""}, {"Export"}, {"a..b"}, {"ex*"}, {"*.done"}, {".a"}, {"a b"}, make([]string, 51)} {
+		if _, err := ValidateEvents(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	matches := []struct {
+		pattern, typ string
+		want         bool
+	}{
+		{"*", "export.done", true},
+		{"export.*", "export.done", true},
+		{"export.*", "export.done.partial", true},
+		{"export.*", "export", false},
+		{"export.*", "exports.done", false},
+		{"export.done", "export.done", true},
+		{"export.done", "export.done2", false},
+	}
+	for _, m := range matches {
+		if Match(m.pattern, m.typ) != m.want {
+			t.Errorf("Match(%q,%q) != %v", m.pattern, m.typ, m.want)
+		}
+	}
+	ep := Endpoint{Events: []string{"import.done", "export.*"}}
+	if !ep.Subscribes("export.failed") || ep.Subscribes("import.failed") {
+		t.Error("Subscribes")
+	}
+}
+
+func TestValidateReplayFrom(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	if err := ValidateReplayFrom(now.Add(-time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateReplayFrom(now.Add(time.Second), now); err == nil || !strings.Contains(err.Error(), "future") {
+		t.Fatalf("future: %v", err)
+	}
+	if err := ValidateReplayFrom(now.Add(-EventRetention-time.Second), now); err == nil || !strings.Contains(err.Error(), "30 days") {
+		t.Fatalf("too old: %v", err)
+	}
+}
+
+func TestIDs(t *testing.T) {
+	t.Parallel()
+	a, b := NewID(EndpointIDPrefix), NewID(EndpointIDPrefix)
+	if a == b || !ValidID(EndpointIDPrefix, a) {
+		t.Fatalf("ids %s %s", a, b)
+	}
+	for _, bad := range []string{"", "ep_", "rp_" + a[3:], a + "a", "ep_AAAAAAAAAAAAAAAAAAAAAAAAAA", "ep_00000000000000000000000000"} {
+		if ValidID(EndpointIDPrefix, bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestErrorsMatchByKind(t *testing.T) {
+	t.Parallel()
+	err := Conflict(ReasonReplayInProgress, "busy")
+	if !errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) || KindOf(err) != KindConflict {
+		t.Fatal("kind matching")
+	}
+	if KindOf(errors.New("x")) != KindInternal {
+		t.Fatal("plain errors are internal")
+	}
+	wrapped := Unavailable("database", errors.New("throttled"))
+	if !errors.Is(wrapped, ErrUnavailable) || wrapped.Msg != "database is temporarily unavailable" {
+		t.Fatalf("%v", wrapped)
+	}
+}
+
+func TestSigningCiphertextsDuringRotation(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	ep := Endpoint{SecretCiphertext: []byte("new"), PreviousSecretCiphertext: []byte("old"), PreviousSecretExpiresAt: now.Add(time.Hour)}
+	if got := ep.SigningCiphertexts(now); len(got) != 2 {
+		t.Fatalf("during the grace period both secrets sign, got %d", len(got))
+	}
+	if got := ep.SigningCiphertexts(now.Add(2 * time.Hour)); len(got) != 1 || string(got[0]) != "new" {
+		t.Fatalf("after the grace period only the new secret signs, got %q", got)
+	}
+}
+
+func TestParseEvent(t *testing.T) {
+	t.Parallel()
+	ok := `{"id":"evt_1","tenant_id":"acme","type":"export.done","occurred_at":"2026-11-27T10:00:00Z","data":{"rows":3}}`
+	e, err := ParseEvent([]byte(ok))
+	if err != nil || e.ID != "evt_1" || e.TenantID != "acme" || !e.OccurredAt.Equal(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)) {
+		t.Fatalf("%+v %v", e, err)
+	}
+	p, err := e.Payload()
+	if err != nil || string(p) != `{"id":"evt_1","type":"export.done","timestamp":"2026-11-27T10:00:00Z","data":{"rows":3}}` {
+		t.Fatalf("payload %s %v", p, err)
+	}
+	bad := map[string]string{
+		"not json":     `{`,
+		"no id":        `{"tenant_id":"acme","type":"export.done","occurred_at":"2026-11-27T10:00:00Z","data":{}}`,
+		"no tenant":    `{"id":"e","type":"export.done","occurred_at":"2026-11-27T10:00:00Z","data":{}}`,
+		"bad type":     `{"id":"e","tenant_id":"acme","type":"Export!","occurred_at":"2026-11-27T10:00:00Z","data":{}}`,
+		"bad time":     `{"id":"e","tenant_id":"acme","type":"export.done","occurred_at":"yesterday","data":{}}`,
+		"no data":      `{"id":"e","tenant_id":"acme","type":"export.done","occurred_at":"2026-11-27T10:00:00Z"}`,
+		"hash in id":   `{"id":"e#1","tenant_id":"acme","type":"export.done","occurred_at":"2026-11-27T10:00:00Z","data":{}}`,
+		"too large":    `{"id":"e","tenant_id":"acme","type":"export.done","occurred_at":"2026-11-27T10:00:00Z","data":"` + strings.Repeat("x", MaxEventBytes) + `"}`,
+		"missing time": `{"id":"e","tenant_id":"acme","type":"export.done","data":{}}`,
+	}
+	for name, body := range bad {
+		if _, err := ParseEvent([]byte(body)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: accepted (%v)", name, err)
+		}
+	}
+}

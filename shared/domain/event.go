@@ -1,0 +1,117 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// MaxEventBytes caps an ingested envelope (the whole SQS message body). Delivery jobs carry
+// the event, so the cap keeps every job well inside SQS's message size limit.
+const MaxEventBytes = 128 << 10
+
+// Event is a platform event as producers send it to the IngestQueue.
+type Event struct {
+	ID         string          `json:"id"`
+	TenantID   string          `json:"tenant_id"`
+	Type       string          `json:"type"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// ParseEvent decodes and validates an ingest envelope. Its error says what is wrong, for
+// the reason attribute of the dead-lettered message.
+func ParseEvent(body []byte) (Event, error) {
+	if len(body) > MaxEventBytes {
+		return Event{}, Invalid("", "event is %d bytes; the limit is %d", len(body), MaxEventBytes)
+	}
+	var raw struct {
+		ID         *string         `json:"id"`
+		TenantID   *string         `json:"tenant_id"`
+		Type       *string         `json:"type"`
+		OccurredAt *string         `json:"occurred_at"`
+		Data       json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return Event{}, Invalid("", "event is not a JSON object: %v", err)
+	}
+	var e Event
+	switch {
+	case raw.ID == nil || !validEventID(*raw.ID):
+		return e, Invalid("id", "id must be 1-128 visible ASCII characters")
+	case raw.TenantID == nil || !validEventID(*raw.TenantID):
+		return e, Invalid("tenant_id", "tenant_id must be 1-128 visible ASCII characters")
+	case raw.Type == nil || !ValidEventType(*raw.Type):
+		return e, Invalid("type", "type must be an event type like \"export.done\"")
+	case raw.OccurredAt == nil:
+		return e, Invalid("occurred_at", "occurred_at is required (RFC 3339)")
+	case len(raw.Data) == 0 || string(raw.Data) == "null":
+		return e, Invalid("data", "data is required")
+	}
+	at, err := time.Parse(time.RFC3339Nano, *raw.OccurredAt)
+	if err != nil {
+		return e, Invalid("occurred_at", "occurred_at must be an RFC 3339 timestamp")
+	}
+	return Event{ID: *raw.ID, TenantID: *raw.TenantID, Type: *raw.Type, OccurredAt: at.UTC(), Data: raw.Data}, nil
+}
+
+func validEventID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e || r == '#' })
+}
+
+// Payload is the JSON body POSTed to endpoints (Standard Webhooks' recommended shape).
+func (e Event) Payload() ([]byte, error) {
+	b, err := json.Marshal(struct {
+		ID        string          `json:"id"`
+		Type      string          `json:"type"`
+		Timestamp string          `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+	}{e.ID, e.Type, e.OccurredAt.UTC().Format(time.RFC3339Nano), e.Data})
+	if err != nil {
+		return nil, fmt.Errorf("render payload of %s: %w", e.ID, err)
+	}
+	return b, nil
+}
+
+// DeliveryJob is one event for one endpoint: the DeliveryQueue message body. It carries the
+// event so a delivery needs no database read for it.
+type DeliveryJob struct {
+	TenantID   string `json:"tenant_id"`
+	EndpointID string `json:"endpoint_id"`
+	Event      Event  `json:"event"`
+	// ReplayID is set for deliveries enqueued by a replay.
+	ReplayID string `json:"replay_id,omitempty"`
+}
+
+// DeliveryStatus is the outcome recorded for one delivery attempt.
+type DeliveryStatus string
+
+// Attempt outcomes. "failed" is a filter that matches pending and dead attempts.
+const (
+	DeliverySucceeded DeliveryStatus = "succeeded" // 2xx
+	DeliveryPending   DeliveryStatus = "pending"   // failed; another attempt is scheduled
+	DeliveryDead      DeliveryStatus = "dead"      // failed for good: retries exhausted or 410 Gone
+	DeliverySkipped   DeliveryStatus = "skipped"   // the endpoint was disabled or deleted
+	DeliveryFailed    DeliveryStatus = "failed"    // filter only: pending or dead
+)
+
+// Attempt is one recorded delivery attempt.
+type Attempt struct {
+	TenantID    string
+	EndpointID  string
+	EventID     string
+	EventType   string
+	OccurredAt  time.Time
+	ReplayID    string
+	Number      int // 1 for the first attempt
+	Status      DeliveryStatus
+	HTTPStatus  int    // 0 when no response
+	ErrorClass  string // timeout, connect, blocked, http_4xx, http_5xx, redirect, gone…
+	Latency     time.Duration
+	AttemptedAt time.Time
+	NextAt      time.Time // when pending: the next attempt's earliest time
+}
