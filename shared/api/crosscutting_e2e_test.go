@@ -1,0 +1,333 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/app"
+	"github.com/datajetty/webhooks/shared/auth"
+	"github.com/datajetty/webhooks/shared/testenv"
+)
+
+// routeCase is one route with a valid request, to check cross-cutting errors on each.
+type routeCase struct {
+	method, path string
+	body         any
+	scope        string
+}
+
+func routeCases(epURL string) []routeCase {
+	return []routeCase{
+		{"POST", "/endpoints", map[string]any{"url": epURL, "events": []string{"a.b"}}, api.ScopeWrite},
+		{"GET", "/endpoints", nil, api.ScopeRead},
+		{"POST", "/replay", map[string]any{"endpoint_id": "ep_doesnotexistdoesnotexist", "from": nowMinus(1)}, api.ScopeReplay},
+		{"GET", "/replays/rp_doesnotexistdoesnotexist", nil, api.ScopeRead},
+	}
+}
+
+func TestAuthErrorsOnEveryRoute(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.server(serverOpts{})
+	rc := newReceiver(t)
+	expired, err := w.issuer.MintWith(map[string]any{
+		"iss": testIssuer, "aud": testAudience, "sub": "u", "tenant_id": "acme",
+		"scope": "webhooks:read webhooks:write webhooks:replay",
+		"iat":   time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := w.token("acme")
+	tampered := good[:len(good)-4] + "AAAA"
+	for _, rt := range routeCases(rc.url("/h")) {
+		t.Run(rt.method+" "+rt.path, func(t *testing.T) {
+			for name, authz := range map[string]string{
+				"missing": "", "not bearer": "Basic dXNlcjpwYXNz", "malformed": "Bearer not.a.jwt",
+				"expired": "Bearer " + expired, "bad signature": "Bearer " + tampered,
+			} {
+				hdr := map[string]string{"Authorization": authz}
+				r := c.do(rt.method, rt.path, "", rt.body, hdr)
+				expectError(t, r, http.StatusUnauthorized, "unauthorized", "")
+				if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+					t.Fatalf("%s: 401 without WWW-Authenticate: Bearer", name)
+				}
+			}
+			// A valid token without this route's scope.
+			var other []string
+			for _, s := range []string{api.ScopeRead, api.ScopeWrite, api.ScopeReplay} {
+				if s != rt.scope {
+					other = append(other, s)
+				}
+			}
+			tok, _ := w.issuer.Mint("acme", other, time.Hour)
+			r := c.do(rt.method, rt.path, "", rt.body, map[string]string{"Authorization": "Bearer " + tok})
+			expectError(t, r, http.StatusForbidden, "forbidden", rt.scope)
+		})
+	}
+}
+
+func TestRoutingErrors(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.server(serverOpts{})
+	expectError(t, c.do("GET", "/nope", "acme", nil, nil), http.StatusNotFound, "not_found", "no route")
+	r := c.do("DELETE", "/endpoints", "acme", nil, nil)
+	expectError(t, r, http.StatusMethodNotAllowed, "invalid_request", "DELETE")
+	if r.Header.Get("Allow") != "GET, POST" {
+		t.Fatalf("Allow = %q", r.Header.Get("Allow"))
+	}
+	r = c.do("GET", "/endpoints", "acme", nil, map[string]string{"X-Request-Id": "my-trace-1"})
+	if r.Header.Get("X-Request-Id") != "my-trace-1" {
+		t.Fatalf("X-Request-Id not echoed: %q", r.Header.Get("X-Request-Id"))
+	}
+	expectError(t, c.do("GET", "/endpoints", "acme", nil, map[string]string{"X-Request-Id": strings.Repeat("x", 200)}), 400, "invalid_request", "X-Request-Id")
+}
+
+func TestIdempotency(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.server(serverOpts{})
+	rc := newReceiver(t)
+	body := map[string]any{"url": rc.url("/idem"), "events": []string{"a.b"}}
+	key := map[string]string{"X-Request-Id": "create-1"}
+
+	first := c.do("POST", "/endpoints", "acme", body, key)
+	if first.Status != http.StatusCreated {
+		t.Fatalf("first: %d %s", first.Status, first.Raw)
+	}
+	again := c.do("POST", "/endpoints", "acme", body, key)
+	if again.Status != http.StatusCreated || !bytes.Equal(again.Raw, first.Raw) || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("repeat must replay the first response: %d %s (replayed=%q)", again.Status, again.Raw, again.Header.Get("Idempotent-Replayed"))
+	}
+	if rc.challenges.Load() != 1 {
+		t.Fatalf("repeat re-executed the request (%d handshakes)", rc.challenges.Load())
+	}
+	if again.Header.Get("Location") == "" || again.Header.Get("Location") != first.Header.Get("Location") {
+		t.Fatalf("replayed Location %q, first %q", again.Header.Get("Location"), first.Header.Get("Location"))
+	}
+	// The generated secret is in both responses, but never in clear in the table.
+	secret := first.str("secret")
+	items, err := dynamodb.NewFromConfig(w.aws).Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(w.env["WEBHOOKS_IDEMPOTENCY_TABLE"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items.Items {
+		if raw := fmt.Sprint(it); strings.Contains(raw, strings.TrimPrefix(secret, "whsec_")) {
+			t.Fatal("the idempotency table holds a generated secret in clear")
+		}
+	}
+	// The same key for another tenant is that tenant's own key.
+	if r := c.do("POST", "/endpoints", "globex", body, key); r.Status != http.StatusCreated || r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("another tenant's identical key: %d %s", r.Status, r.Raw)
+	}
+	// Same key, different request.
+	other := map[string]any{"url": rc.url("/other"), "events": []string{"a.b"}}
+	r := c.do("POST", "/endpoints", "acme", other, key)
+	expectError(t, r, http.StatusConflict, "version_conflict", "different request")
+	if r.str("reason") != "idempotency_key_reused" {
+		t.Fatalf("reason: %s", r.Raw)
+	}
+
+	// Concurrent duplicates: one execution; the others replay it or are told it is running.
+	rc.mode.Store("slow")
+	dup := map[string]any{"url": rc.url("/dup"), "events": []string{"a.b"}}
+	dkey := map[string]string{"X-Request-Id": "dup-1"}
+	before := rc.challenges.Load()
+	var wg sync.WaitGroup
+	results := make([]reply, 5)
+	wg.Add(1)
+	go func() { defer wg.Done(); results[0] = c.do("POST", "/endpoints", "acme", dup, dkey) }()
+	waitFor(t, func() bool { return rc.challenges.Load() == before+1 })
+	for i := 1; i < 5; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = c.do("POST", "/endpoints", "acme", dup, dkey) }()
+	}
+	time.Sleep(300 * time.Millisecond) // let the duplicates arrive while the first is running
+	rc.release <- struct{}{}
+	wg.Wait()
+	if rc.challenges.Load() != before+1 {
+		t.Fatalf("concurrent duplicates executed %d times", rc.challenges.Load()-before)
+	}
+	if results[0].Status != http.StatusCreated {
+		t.Fatalf("first duplicate: %d %s", results[0].Status, results[0].Raw)
+	}
+	for _, r := range results[1:] {
+		if r.Status != http.StatusConflict || r.str("reason") != "request_in_progress" {
+			t.Fatalf("duplicate while running: %d %s", r.Status, r.Raw)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not reached in 5 s")
+}
+
+func TestRateLimitSharedAcrossInstances(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	limits := api.Limits{Default: api.Rule{Limit: 10, Window: time.Minute}, Replay: api.Rule{Limit: 2, Window: time.Minute}}
+	a := w.server(serverOpts{limits: limits})
+	b := w.server(serverOpts{limits: limits})
+	// A one-minute window keeps the test independent of timing: 30 concurrent requests
+	// through two instances admit exactly 10 (unless the minute turns during the burst,
+	// in which case at most 20 over two windows: retry once).
+	for attempt := 0; attempt < 2; attempt++ {
+		tenant := fmt.Sprintf("burst-%d", attempt)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		admitted, limited := 0, 0
+		start := time.Now().Truncate(time.Minute)
+		for i := range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cl := a
+				if i%2 == 1 {
+					cl = b
+				}
+				r := cl.do("GET", "/endpoints", tenant, nil, nil)
+				mu.Lock()
+				defer mu.Unlock()
+				switch r.Status {
+				case http.StatusOK:
+					admitted++
+				case http.StatusTooManyRequests:
+					limited++
+					expectError(t, r, http.StatusTooManyRequests, "rate_limited", "rate limit")
+					if r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Limit") != "10" || r.Header.Get("RateLimit-Remaining") != "0" || r.Header.Get("RateLimit-Reset") == "" {
+						t.Errorf("429 headers: %v", r.Header)
+					}
+				default:
+					t.Errorf("unexpected %d %s", r.Status, r.Raw)
+				}
+			}()
+		}
+		wg.Wait()
+		if time.Now().Truncate(time.Minute) != start {
+			continue
+		}
+		if admitted != 10 || limited != 20 {
+			t.Fatalf("two instances admitted %d and limited %d of 30; want 10 and 20", admitted, limited)
+		}
+		break
+	}
+	r := a.do("GET", "/endpoints", "quiet-tenant", nil, nil)
+	if r.Header.Get("RateLimit-Limit") != "10" || r.Header.Get("RateLimit-Remaining") != "9" {
+		t.Fatalf("RateLimit headers on success: %v", r.Header)
+	}
+	// Replay has its own stricter rule.
+	for i := 0; i < 3; i++ {
+		r := a.do("POST", "/replay", "replayer", map[string]any{"endpoint_id": "ep_doesnotexistdoesnotexist", "from": nowMinus(1)}, nil)
+		want := http.StatusNotFound
+		if i == 2 {
+			want = http.StatusTooManyRequests
+		}
+		if r.Status != want {
+			t.Fatalf("replay %d: %d %s", i, r.Status, r.Raw)
+		}
+		if got := r.Header.Get("RateLimit-Limit"); got != "2" {
+			t.Fatalf("replay RateLimit-Limit %q", got)
+		}
+	}
+}
+
+func TestDependencyDownIs503OnEveryRoute(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	// The functions reach AWS through a switchable proxy: up while the handler is built
+	// (the cursor key is read at cold start), then down (connections dropped).
+	base := testenv.AWSConfig(t)
+	var down atomic.Bool
+	target, _ := url.Parse(*base.BaseEndpoint)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			if hj, ok := rw.(http.Hijacker); ok {
+				conn, _, _ := hj.Hijack()
+				conn.Close()
+				return
+			}
+		}
+		rp.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(proxy.Close)
+	flaky := base.Copy()
+	flaky.BaseEndpoint = aws.String(proxy.URL)
+	flaky.RetryMaxAttempts = 2
+	c := w.server(serverOpts{aws: &flaky})
+	rc := newReceiver(t)
+	down.Store(true)
+	for _, rt := range routeCases(rc.url("/h")) {
+		t.Run(rt.method+" "+rt.path, func(t *testing.T) {
+			r := c.do(rt.method, rt.path, "acme", rt.body, nil)
+			expectError(t, r, http.StatusServiceUnavailable, "dependency_down", "")
+			if r.Header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+			if strings.Contains(string(r.Raw), "127.0.0.1") || strings.Contains(strings.ToLower(string(r.Raw)), "eof") {
+				t.Fatalf("503 leaks internals: %s", r.Raw)
+			}
+		})
+	}
+}
+
+func TestPanicIs500WithoutInternals(t *testing.T) {
+	t.Parallel()
+	if _, err := api.NewHandler(api.Deps{Auth: panickingAuth{}}, api.RouteGetReplay); err == nil {
+		t.Fatal("NewHandler must refuse a missing RateLimiter")
+	}
+	if _, err := api.NewHandler(api.Deps{Auth: panickingAuth{}, RateLimiter: noLimit{}}, api.RouteGetReplay); err == nil {
+		t.Fatal("NewHandler must refuse a route without its service")
+	}
+	var logs bytes.Buffer
+	h, err := api.NewHandler(api.Deps{Auth: panickingAuth{}, RateLimiter: noLimit{}, Replays: &app.Replays{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, api.RouteGetReplay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", api.BasePath+"/replays/rp_x", nil))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), `"error":"internal_error"`) {
+		t.Fatalf("panic: %d %s", rec.Code, rec.Body)
+	}
+	if strings.Contains(rec.Body.String(), "deadbeef") || strings.Contains(rec.Body.String(), "panic") {
+		t.Fatalf("500 leaks internals: %s", rec.Body)
+	}
+	if !strings.Contains(logs.String(), "deadbeef") {
+		t.Fatal("the panic must be logged for operators")
+	}
+}
+
+type panickingAuth struct{}
+
+func (panickingAuth) Verify(context.Context, string) (auth.Principal, error) {
+	panic("internal state 0xdeadbeef")
+}
+
+type noLimit struct{}
+
+func (noLimit) Take(context.Context, string, int, time.Duration, time.Time) (int, bool, error) {
+	return 1, true, nil
+}

@@ -1,0 +1,120 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/datajetty/webhooks/shared/app"
+	"github.com/datajetty/webhooks/shared/domain"
+)
+
+// registerBody is the POST /endpoints request.
+type registerBody struct {
+	URL        string   `json:"url"`
+	Events     []string `json:"events"`
+	Secret     string   `json:"secret"`
+	EndpointID string   `json:"endpoint_id"`
+	Version    *int64   `json:"version"`
+}
+
+// endpointView is an endpoint as the API shows it: never the secret, except the one the
+// service generated, once, in the create response.
+type endpointView struct {
+	EndpointID              string   `json:"endpoint_id"`
+	URL                     string   `json:"url"`
+	Events                  []string `json:"events"`
+	Status                  string   `json:"status"`
+	DisabledReason          string   `json:"disabled_reason,omitempty"`
+	Version                 int64    `json:"version"`
+	CreatedAt               string   `json:"created_at"`
+	UpdatedAt               string   `json:"updated_at"`
+	Watermark               *string  `json:"watermark"`
+	PreviousSecretExpiresAt string   `json:"previous_secret_expires_at,omitempty"`
+	Secret                  string   `json:"secret,omitempty"`
+}
+
+func viewEndpoint(ep domain.Endpoint, now time.Time) endpointView {
+	v := endpointView{
+		EndpointID:     ep.ID,
+		URL:            ep.URL,
+		Events:         ep.Events,
+		Status:         string(ep.Status),
+		DisabledReason: ep.DisabledReason,
+		Version:        ep.Version,
+		CreatedAt:      ts(ep.CreatedAt),
+		UpdatedAt:      ts(ep.UpdatedAt),
+	}
+	if !ep.Watermark.IsZero() {
+		w := ts(ep.Watermark)
+		v.Watermark = &w
+	}
+	if !ep.PreviousSecretExpiresAt.IsZero() && now.Before(ep.PreviousSecretExpiresAt) {
+		v.PreviousSecretExpiresAt = ts(ep.PreviousSecretExpiresAt)
+	}
+	return v
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func (h *Handler) registerEndpoint(req *request) (response, error) {
+	var b registerBody
+	if err := decodeJSON(req.body, &b); err != nil {
+		return response{}, err
+	}
+	res, err := h.deps.Endpoints.Register(req.Context(), req.principal.TenantID, app.RegisterInput{
+		URL: b.URL, Events: b.Events, Secret: b.Secret, EndpointID: b.EndpointID, Version: b.Version,
+	})
+	if err != nil {
+		return response{}, err
+	}
+	v := viewEndpoint(res.Endpoint, h.deps.Now())
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+		if res.GeneratedSecret != nil {
+			v.Secret = res.GeneratedSecret.Encode()
+		}
+	}
+	resp := jsonResponse(status, v)
+	if v.Secret != "" {
+		resp.secret, resp.secretEndpoint = res.GeneratedSecret, res.Endpoint.ID
+	}
+	if res.Created {
+		resp.header.Set("Location", BasePath+"/endpoints/"+res.Endpoint.ID)
+	}
+	return resp, nil
+}
+
+// listView is the GET /endpoints response.
+type listView struct {
+	Items      []endpointView `json:"items"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+func (h *Handler) listEndpoints(req *request) (response, error) {
+	q := req.URL.Query()
+	limit, err := atoiRange("limit", q.Get("limit"), 1, 100, 50)
+	if err != nil {
+		return response{}, err
+	}
+	tenant := req.principal.TenantID
+	after := ""
+	if c := q.Get("cursor"); c != "" {
+		if after, err = openCursor(h.deps.CursorKey, tenant, c); err != nil {
+			return response{}, err
+		}
+	}
+	items, more, err := h.deps.Endpoints.List(req.Context(), tenant, limit, after)
+	if err != nil {
+		return response{}, err
+	}
+	now := h.deps.Now()
+	out := listView{Items: make([]endpointView, 0, len(items))}
+	for _, ep := range items {
+		out.Items = append(out.Items, viewEndpoint(ep, now))
+	}
+	if more && len(items) > 0 {
+		out.NextCursor = signCursor(h.deps.CursorKey, tenant, items[len(items)-1].ID)
+	}
+	return jsonResponse(http.StatusOK, out), nil
+}

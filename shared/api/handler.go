@@ -1,0 +1,416 @@
+// Package api is the tenant-facing REST API as one net/http handler. The Lambda functions
+// (through aws-lambda-go-api-proxy), the local server and the tests all serve this very
+// handler; each function enables only the routes API Gateway sends it.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/datajetty/webhooks/shared/app"
+	"github.com/datajetty/webhooks/shared/auth"
+	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/signing"
+)
+
+// BasePath prefixes every route.
+const BasePath = "/api/v1/data-consumption/webhooks"
+
+// MaxBodyBytes caps request bodies.
+const MaxBodyBytes = 64 << 10
+
+// IdempotencyTTL is how long a POST's response is kept for its X-Request-Id.
+const IdempotencyTTL = 24 * time.Hour
+
+// idempotencyLease bounds how long a crashed execution holds its key (above the Lambda
+// timeout, so a slow but live execution is never run twice).
+const idempotencyLease = 60 * time.Second
+
+// Authenticator verifies a bearer token (shared/auth.Verifier).
+type Authenticator interface {
+	Verify(ctx context.Context, authorizationHeader string) (auth.Principal, error)
+}
+
+// Deps is what the handler needs. Routes whose dependencies are nil cannot be enabled.
+type Deps struct {
+	Auth        Authenticator
+	Endpoints   *app.Endpoints
+	Replays     *app.Replays
+	Idempotency IdempotencyStore
+	RateLimiter RateLimiter
+	Limits      Limits
+	// CursorKey signs pagination cursors (list routes).
+	CursorKey []byte
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Handler serves the enabled routes.
+type Handler struct {
+	deps   Deps
+	routes []Route
+	log    *slog.Logger
+}
+
+// NewHandler builds the handler for the named routes (all routes when none are named).
+func NewHandler(d Deps, names ...string) (*Handler, error) {
+	if d.Auth == nil || d.RateLimiter == nil {
+		return nil, fmt.Errorf("api: Auth and RateLimiter are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Limits == (Limits{}) {
+		d.Limits = DefaultLimits()
+	}
+	h := &Handler{deps: d, log: d.Logger}
+	for _, rt := range Routes() {
+		if len(names) > 0 && !contains(names, rt.Name) {
+			continue
+		}
+		if err := rt.ready(d); err != nil {
+			return nil, fmt.Errorf("api: route %s: %w", rt.Name, err)
+		}
+		h.routes = append(h.routes, rt)
+	}
+	for _, n := range names {
+		if !h.has(n) {
+			return nil, fmt.Errorf("api: unknown route %q", n)
+		}
+	}
+	return h, nil
+}
+
+func (h *Handler) has(name string) bool {
+	for _, rt := range h.routes {
+		if rt.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// request is what a route handler sees.
+type request struct {
+	*http.Request
+	principal auth.Principal
+	params    map[string]string
+	body      []byte
+	requestID string
+}
+
+// response is a fully rendered response, so it can be stored for idempotent replays.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+	// secret is a generated secret inside body, which must not be stored in clear.
+	secret         *signing.Secret
+	secretEndpoint string
+}
+
+func jsonResponse(status int, v any) response {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{"error":"internal_error","message":"could not render the response"}`)
+		status = http.StatusInternalServerError
+	}
+	hdr := http.Header{}
+	hdr.Set("Content-Type", "application/json")
+	return response{status: status, header: hdr, body: append(b, '\n')}
+}
+
+// ServeHTTP runs the pipeline: request id, route match, auth, scope, rate limit, body
+// checks, idempotency, handler; every outcome is one JSON response.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.deps.Now()
+	reqID, idErr := requestID(r.Header.Get("X-Request-Id"))
+	var (
+		resp   response
+		tenant string
+		route  = "unmatched"
+	)
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.ErrorContext(r.Context(), "panic serving request", "request_id", reqID, "panic", fmt.Sprint(p))
+			resp = h.errorResponse(r, reqID, fmt.Errorf("panic: %v", p))
+		}
+		resp.write(w, reqID)
+		h.log.InfoContext(r.Context(), "request", append(logAttrs(reqID, route, tenant, resp.status),
+			slog.String("method", r.Method), slog.Duration("duration", h.deps.Now().Sub(start)))...)
+	}()
+	if idErr != nil {
+		resp = h.errorResponse(r, reqID, idErr)
+		return
+	}
+	rt, params, err := h.match(r)
+	if err != nil {
+		resp = h.errorResponse(r, reqID, err)
+		if allow, ok := err.(*methodNotAllowed); ok {
+			resp.status = http.StatusMethodNotAllowed
+			resp.header.Set("Allow", allow.allow)
+		}
+		return
+	}
+	route = rt.Name
+	resp, tenant = h.serveRoute(r, rt, params, reqID)
+}
+
+func (h *Handler) serveRoute(r *http.Request, rt Route, params map[string]string, reqID string) (response, string) {
+	ctx := r.Context()
+	p, err := h.deps.Auth.Verify(ctx, r.Header.Get("Authorization"))
+	if err != nil {
+		return h.errorResponse(r, reqID, err), ""
+	}
+	if !p.HasScope(rt.Scope) {
+		return h.errorResponse(r, reqID, &domain.Error{Kind: domain.KindForbidden, Msg: fmt.Sprintf("token lacks the %s scope", rt.Scope)}), p.TenantID
+	}
+	limitHeaders, err := h.rateLimit(ctx, p.TenantID, rt)
+	if err != nil {
+		resp := h.errorResponse(r, reqID, err)
+		mergeHeader(resp.header, limitHeaders)
+		return resp, p.TenantID
+	}
+	req := &request{Request: r, principal: p, params: params, requestID: reqID}
+	var resp response
+	if r.Method == http.MethodPost {
+		resp = h.servePost(req, rt)
+	} else {
+		resp = h.invoke(req, rt)
+	}
+	mergeHeader(resp.header, limitHeaders)
+	return resp, p.TenantID
+}
+
+// servePost checks the body and applies idempotency when the client sent X-Request-Id.
+func (h *Handler) servePost(req *request, rt Route) response {
+	if err := checkJSONContentType(req.Header.Get("Content-Type")); err != nil {
+		return h.errorResponse(req.Request, req.requestID, err)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, req.Body, MaxBodyBytes))
+	if err != nil {
+		return h.errorResponse(req.Request, req.requestID, domain.Invalid("", "request body is larger than %d KiB or unreadable", MaxBodyBytes>>10))
+	}
+	req.body = body
+	clientKey := req.Header.Get("X-Request-Id")
+	if clientKey == "" || h.deps.Idempotency == nil {
+		return h.invoke(req, rt)
+	}
+	ctx := req.Context()
+	now := h.deps.Now()
+	tenant := req.principal.TenantID
+	stored, err := h.deps.Idempotency.Reserve(ctx, tenant, clientKey, fingerprint(req.Method, req.URL.Path, body), now.Add(idempotencyLease), now)
+	if err != nil {
+		return h.errorResponse(req.Request, req.requestID, err)
+	}
+	if stored != nil {
+		resp, err := h.replayStored(ctx, tenant, *stored)
+		if err != nil {
+			return h.errorResponse(req.Request, req.requestID, err)
+		}
+		return resp
+	}
+	resp := h.invoke(req, rt)
+	bg := context.WithoutCancel(ctx)
+	// Transient failures are forgotten so the client's retry runs; everything else is
+	// the answer for this key.
+	if resp.status >= 500 || resp.status == http.StatusTooManyRequests {
+		if err := h.deps.Idempotency.Release(bg, tenant, clientKey); err != nil {
+			h.log.WarnContext(ctx, "releasing idempotency key failed", "request_id", req.requestID, "error", err)
+		}
+		return resp
+	}
+	rec, err := h.storable(bg, tenant, resp)
+	if err == nil {
+		err = h.deps.Idempotency.Complete(bg, tenant, clientKey, rec, now.Add(IdempotencyTTL))
+	}
+	if err != nil {
+		// The work is done; answering with it beats failing. A repeat within the lease
+		// gets 409 in progress, after it a re-execution, which the upsert semantics of
+		// the routes make harmless.
+		h.log.WarnContext(ctx, "storing idempotent response failed", "request_id", req.requestID, "error", err)
+	}
+	return resp
+}
+
+// secretPlaceholder stands for a generated secret in a stored response body.
+const secretPlaceholder = "whsec_SEALED"
+
+// storable turns a response into what the idempotency table keeps: a generated secret is
+// taken out of the body and sealed with KMS, so the table never holds one in clear.
+func (h *Handler) storable(ctx context.Context, tenant string, resp response) (StoredResponse, error) {
+	rec := StoredResponse{Status: resp.status, ContentType: resp.header.Get("Content-Type"), Location: resp.header.Get("Location"), Body: resp.body}
+	if resp.secret == nil {
+		return rec, nil
+	}
+	sealed, err := h.deps.Endpoints.Secrets.Seal(ctx, tenant, resp.secretEndpoint, *resp.secret)
+	if err != nil {
+		return rec, fmt.Errorf("seal secret for the idempotency record: %w", err)
+	}
+	rec.Body = bytes.Replace(resp.body, []byte(resp.secret.Encode()), []byte(secretPlaceholder), 1)
+	rec.SealedSecret, rec.SecretEndpointID = sealed, resp.secretEndpoint
+	return rec, nil
+}
+
+// replayStored rebuilds a stored response, byte for byte as first sent.
+func (h *Handler) replayStored(ctx context.Context, tenant string, stored StoredResponse) (response, error) {
+	hdr := http.Header{}
+	hdr.Set("Content-Type", stored.ContentType)
+	hdr.Set("Idempotent-Replayed", "true")
+	if stored.Location != "" {
+		hdr.Set("Location", stored.Location)
+	}
+	body := stored.Body
+	if len(stored.SealedSecret) > 0 {
+		if h.deps.Endpoints == nil || h.deps.Endpoints.Secrets == nil {
+			return response{}, fmt.Errorf("stored response has a sealed secret but no secret box is configured")
+		}
+		sec, err := h.deps.Endpoints.Secrets.Open(ctx, tenant, stored.SecretEndpointID, stored.SealedSecret)
+		if err != nil {
+			return response{}, fmt.Errorf("open sealed secret of stored response: %w", err)
+		}
+		body = bytes.Replace(body, []byte(secretPlaceholder), []byte(sec.Encode()), 1)
+	}
+	return response{status: stored.Status, header: hdr, body: body}, nil
+}
+
+func (h *Handler) invoke(req *request, rt Route) response {
+	resp, err := rt.handle(h, req)
+	if err != nil {
+		return h.errorResponse(req.Request, req.requestID, err)
+	}
+	return resp
+}
+
+func (resp response) write(w http.ResponseWriter, reqID string) {
+	for k, v := range resp.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("X-Request-Id", reqID)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(resp.body)
+}
+
+func mergeHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = v
+	}
+}
+
+// requestID returns the client's X-Request-Id when it is usable, else a new one.
+func requestID(v string) (string, error) {
+	if v == "" {
+		return domain.NewID("req_"), nil
+	}
+	if len(v) > 128 {
+		return domain.NewID("req_"), domain.Invalid("X-Request-Id", "X-Request-Id is longer than 128 characters")
+	}
+	for _, c := range v {
+		if c < 0x21 || c > 0x7e {
+			return domain.NewID("req_"), domain.Invalid("X-Request-Id", "X-Request-Id must be visible ASCII characters")
+		}
+	}
+	return v, nil
+}
+
+func checkJSONContentType(v string) error {
+	mt, _, err := mime.ParseMediaType(v)
+	if err != nil || mt != "application/json" {
+		return domain.Invalid("Content-Type", "Content-Type must be application/json")
+	}
+	return nil
+}
+
+// fingerprint identifies a request for idempotency: same key, different fingerprint is a
+// reused key.
+func fingerprint(method, path string, body []byte) string {
+	s := sha256.New()
+	fmt.Fprintf(s, "%s\n%s\n", method, path)
+	s.Write(bytes.TrimSpace(body))
+	return hex.EncodeToString(s.Sum(nil))
+}
+
+// decodeJSON strictly decodes a request body: unknown fields, trailing data and wrong types
+// are refused with a message that names the problem.
+func decodeJSON(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return domain.Invalid("", "request body is empty; a JSON object is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return domain.Invalid("", "request body has data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return domain.Invalid("", "request body must be a JSON object")
+		}
+		return domain.Invalid(te.Field, "field %s must be %s", te.Field, jsonKind(te.Type.Kind().String()))
+	case errors.As(err, &se):
+		return domain.Invalid("", "request body is not valid JSON (at byte %d)", se.Offset)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return domain.Invalid(f, "unknown field %q", f)
+	case err == io.ErrUnexpectedEOF:
+		return domain.Invalid("", "request body is truncated JSON")
+	}
+	return domain.Invalid("", "request body is not valid JSON")
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "slice":
+		return "an array of strings"
+	case "int64", "int":
+		return "an integer"
+	}
+	return "of another type"
+}
+
+func atoiRange(name, v string, lo, hi, def int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, domain.Invalid(name, "%s must be an integer from %d to %d", name, lo, hi)
+	}
+	return n, nil
+}

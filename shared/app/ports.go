@@ -1,0 +1,60 @@
+// Package app holds the application services behind the tenant API: registering and
+// listing endpoints, and starting replays. It orchestrates the domain rules and talks to the
+// outside world only through the ports declared here.
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/signing"
+)
+
+// EndpointStore persists endpoints. Implementations return errors matching domain.ErrNotFound
+// and domain.ErrConflict (with a domain Reason) so callers never see storage details.
+type EndpointStore interface {
+	// GetEndpoint loads one endpoint of the tenant; domain.ErrNotFound if absent.
+	GetEndpoint(ctx context.Context, tenantID, endpointID string) (domain.Endpoint, error)
+	// FindEndpointByURL loads the tenant's endpoint registered for the normalised URL.
+	FindEndpointByURL(ctx context.Context, tenantID, url string) (domain.Endpoint, error)
+	// CreateEndpoint stores a new endpoint and claims its URL atomically; a URL already
+	// claimed is a Conflict with domain.ReasonURLTaken.
+	CreateEndpoint(ctx context.Context, ep domain.Endpoint) error
+	// UpdateEndpoint replaces ep if its stored version is still expectedVersion (else a
+	// Conflict with domain.ReasonVersionMismatch). When the URL changed, previousURL's claim
+	// is released and the new URL claimed in the same transaction.
+	UpdateEndpoint(ctx context.Context, ep domain.Endpoint, expectedVersion int64, previousURL string) error
+	// ListEndpoints returns up to limit endpoints of the tenant in id order after afterID
+	// ("" for the first page), and whether more follow.
+	ListEndpoints(ctx context.Context, tenantID string, limit int, afterID string) ([]domain.Endpoint, bool, error)
+}
+
+// ReplayStore persists replay jobs and the per-endpoint replay lock.
+type ReplayStore interface {
+	// StartReplay atomically takes the endpoint's replay lock until leaseUntil (the endpoint
+	// must exist, be active, and have no unexpired lock) and stores r. Failures: NotFound,
+	// Conflict with domain.ReasonEndpointDisabled or domain.ReasonReplayInProgress.
+	StartReplay(ctx context.Context, r domain.Replay, leaseUntil, now time.Time) error
+	// GetReplay loads one replay of the tenant; domain.ErrNotFound if absent.
+	GetReplay(ctx context.Context, tenantID, replayID string) (domain.Replay, error)
+	// AbortReplay marks r failed with reason and releases the endpoint's lock.
+	AbortReplay(ctx context.Context, r domain.Replay, reason string, now time.Time) error
+}
+
+// SecretBox encrypts signing secrets at rest (KMS), bound to their tenant and endpoint so a
+// ciphertext moved to another endpoint does not decrypt.
+type SecretBox interface {
+	Seal(ctx context.Context, tenantID, endpointID string, s signing.Secret) ([]byte, error)
+	Open(ctx context.Context, tenantID, endpointID string, ciphertext []byte) (signing.Secret, error)
+}
+
+// Challenger proves the tenant controls a URL (shared/handshake).
+type Challenger interface {
+	Verify(ctx context.Context, url string, secret signing.Secret) error
+}
+
+// ReplayQueue hands a started replay to the replay worker.
+type ReplayQueue interface {
+	SendReplay(ctx context.Context, tenantID, replayID string) error
+}

@@ -1,0 +1,151 @@
+package lambdaapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/auth/devissuer"
+	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/shared/lambdaapi"
+	"github.com/datajetty/webhooks/shared/testenv"
+	"github.com/datajetty/webhooks/shared/wiring"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestFixturesThroughLambdaEntryPath feeds each events/ fixture, as raw JSON, through the
+// same path a deployed function runs: lambda.NewHandler (the runtime's decoding) → the
+// api-proxy adapter → the shared handler built with only that function's route.
+func TestFixturesThroughLambdaEntryPath(t *testing.T) {
+	stack := testenv.Stack(t, nil)
+	iss, err := devissuer.New("https://issuer.test/", "webhooks-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(iss.JWKSHandler())
+	defer jwks.Close()
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var c struct{ Challenge string }
+		_ = json.NewDecoder(r.Body).Decode(&c)
+		_ = json.NewEncoder(w).Encode(map[string]string{"challenge": c.Challenge})
+	}))
+	defer receiver.Close()
+	env := map[string]string{}
+	for k, v := range stack.Env {
+		env[k] = v
+	}
+	for k, v := range map[string]string{
+		"WEBHOOKS_JWKS_URL": jwks.URL, "WEBHOOKS_JWT_ISSUER": "https://issuer.test/",
+		"WEBHOOKS_JWT_AUDIENCE": "webhooks-test", "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
+	} {
+		env[k] = v
+	}
+	cfg, err := config.FromMap(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := iss.Mint("fixture-tenant", []string{api.ScopeRead, api.ScopeWrite, api.ScopeReplay}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	functions := map[string]string{} // route name → handler-produced ids, filled as we go
+	invoke := func(t *testing.T, route, fixture string, edit func(ev map[string]any)) events.APIGatewayV2HTTPResponse {
+		t.Helper()
+		h, err := wiring.API(context.Background(), cfg, testenv.AWSConfig(t), wiring.APIOptions{Logger: slog.New(slog.DiscardHandler)}, route)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "events", fixture))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatalf("%s is not JSON: %v", fixture, err)
+		}
+		ev["headers"].(map[string]any)["authorization"] = "Bearer " + token
+		if edit != nil {
+			edit(ev)
+		}
+		payload, _ := json.Marshal(ev)
+		out, err := lambda.NewHandler(lambdaapi.Handler(h)).Invoke(context.Background(), payload)
+		if err != nil {
+			t.Fatalf("invoke %s: %v", fixture, err)
+		}
+		var resp events.APIGatewayV2HTTPResponse
+		if err := json.Unmarshal(out, &resp); err != nil {
+			t.Fatalf("response of %s: %v", fixture, err)
+		}
+		return resp
+	}
+	setBody := func(fields map[string]any) func(map[string]any) {
+		return func(ev map[string]any) {
+			var b map[string]any
+			_ = json.Unmarshal([]byte(ev["body"].(string)), &b)
+			for k, v := range fields {
+				b[k] = v
+			}
+			raw, _ := json.Marshal(b)
+			ev["body"] = string(raw)
+		}
+	}
+
+	resp := invoke(t, api.RouteRegisterEndpoint, "register-endpoint.json", setBody(map[string]any{"url": receiver.URL + "/datajetty"}))
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(resp.Body, `"endpoint_id":"ep_`) {
+		t.Fatalf("register-endpoint.json: %d %s", resp.StatusCode, resp.Body)
+	}
+	if resp.Headers["X-Request-Id"] != "sample-post-endpoints" {
+		t.Fatalf("X-Request-Id from the fixture not echoed: %v", resp.Headers)
+	}
+	var created struct {
+		EndpointID string `json:"endpoint_id"`
+	}
+	_ = json.Unmarshal([]byte(resp.Body), &created)
+	functions["endpoint"] = created.EndpointID
+
+	resp = invoke(t, api.RouteListEndpoints, "list-endpoints.json", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Body, created.EndpointID) {
+		t.Fatalf("list-endpoints.json: %d %s", resp.StatusCode, resp.Body)
+	}
+
+	resp = invoke(t, api.RouteStartReplay, "replay.json", setBody(map[string]any{
+		"endpoint_id": created.EndpointID, "from": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
+	}))
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(resp.Body, `"status":"started"`) {
+		t.Fatalf("replay.json: %d %s", resp.StatusCode, resp.Body)
+	}
+	var started struct {
+		ReplayID string `json:"replay_id"`
+	}
+	_ = json.Unmarshal([]byte(resp.Body), &started)
+
+	resp = invoke(t, api.RouteGetReplay, "get-replay.json", func(ev map[string]any) {
+		ev["rawPath"] = api.BasePath + "/replays/" + started.ReplayID
+		ev["pathParameters"] = map[string]any{"replay_id": started.ReplayID}
+	})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Body, started.ReplayID) {
+		t.Fatalf("get-replay.json: %d %s", resp.StatusCode, resp.Body)
+	}
+	// Unedited, the fixture names a replay that does not exist: 404 in the contract's shape.
+	resp = invoke(t, api.RouteGetReplay, "get-replay.json", nil)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Body, `"error":"not_found"`) {
+		t.Fatalf("get-replay.json unedited: %d %s", resp.StatusCode, resp.Body)
+	}
+	// A function serves only its own route.
+	resp = invoke(t, api.RouteGetReplay, "list-endpoints.json", nil)
+	if resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GetReplay function served another route: %d %s", resp.StatusCode, resp.Body)
+	}
+}

@@ -1,0 +1,174 @@
+// Command dev runs the whole service locally with one command (`make dev`): it starts the
+// moto emulator (unless AWS_ENDPOINT_URL points at one), creates the tables, queues, key
+// and secret that template.yaml declares, starts a development token issuer (unless
+// WEBHOOKS_JWKS_URL is set), serves every API route with the functions' own handler, and
+// prints a ready token and a curl command. Ctrl-C stops everything it started.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/auth/devissuer"
+	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/shared/devstack"
+	"github.com/datajetty/webhooks/shared/wiring"
+)
+
+const (
+	devAudience = "datajetty-webhooks-local"
+	demoTenant  = "demo-tenant"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(ctx, logger); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	addr := envOr("WEBHOOKS_ADDR", "127.0.0.1:8080")
+	emu, err := startEmulator(ctx, root)
+	if err != nil {
+		return err
+	}
+	defer emu.Stop()
+	awsCfg, err := wiring.LoadAWS(ctx)
+	if err != nil {
+		return err
+	}
+
+	stack, err := devstack.Provision(ctx, awsCfg, filepath.Join(root, "template.yaml"), devstack.Options{Prefix: "dev-"})
+	if err != nil {
+		return fmt.Errorf("create local resources from template.yaml: %w", err)
+	}
+	env := stack.Env
+	env["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = "true" // local receivers live on loopback
+	mux := http.NewServeMux()
+	var issuer *devissuer.Issuer
+	if url := os.Getenv("WEBHOOKS_JWKS_URL"); url != "" {
+		env["WEBHOOKS_JWKS_URL"] = url
+		env["WEBHOOKS_JWT_ISSUER"] = os.Getenv("WEBHOOKS_JWT_ISSUER")
+		env["WEBHOOKS_JWT_AUDIENCE"] = os.Getenv("WEBHOOKS_JWT_AUDIENCE")
+	} else {
+		iss := "http://" + addr + "/dev-issuer"
+		issuer, err = devissuer.LoadOrCreate(filepath.Join(root, ".local", "dev-issuer.pem"), iss, devAudience)
+		if err != nil {
+			return err
+		}
+		mux.Handle("GET /dev-issuer/.well-known/jwks.json", issuer.JWKSHandler())
+		env["WEBHOOKS_JWKS_URL"] = iss + "/.well-known/jwks.json"
+		env["WEBHOOKS_JWT_ISSUER"] = iss
+		env["WEBHOOKS_JWT_AUDIENCE"] = devAudience
+	}
+	if c := os.Getenv("WEBHOOKS_TENANT_CLAIM"); c != "" {
+		env["WEBHOOKS_TENANT_CLAIM"] = c
+	}
+	cfg, err := config.FromMap(env)
+	if err != nil {
+		return err
+	}
+	h, err := wiring.API(ctx, cfg, awsCfg, wiring.APIOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
+	mux.Handle(api.BasePath+"/", h)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set WEBHOOKS_ADDR to use another address): %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("server stopped", "error", err)
+		}
+	}()
+	if err := writeEnvFile(root, env); err != nil {
+		return err
+	}
+	printBanner(addr, issuer, env)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "\nstopping…")
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+func printBanner(addr string, issuer *devissuer.Issuer, env map[string]string) {
+	base := "http://" + addr + api.BasePath
+	fmt.Printf("\nDataJetty Webhooks is running locally.\n  API:      %s\n  Emulator: %s\n", base, os.Getenv("AWS_ENDPOINT_URL"))
+	if issuer == nil {
+		fmt.Printf("  Tokens:   verified against %s\n\n", env["WEBHOOKS_JWKS_URL"])
+		return
+	}
+	tok, err := issuer.Mint(demoTenant, []string{api.ScopeRead, api.ScopeWrite, api.ScopeReplay}, 24*time.Hour)
+	if err != nil {
+		fmt.Println("  could not mint a demo token:", err)
+		return
+	}
+	fmt.Printf("  Tenant:   %s (token valid 24 h, scopes webhooks:read webhooks:write webhooks:replay)\n\n", demoTenant)
+	fmt.Printf("export TOKEN=%s\n\n", tok)
+	fmt.Printf("curl -s %s/endpoints -H \"Authorization: Bearer $TOKEN\"\n\n", base)
+	fmt.Println("Ctrl-C stops the server and the emulator.")
+}
+
+// writeEnvFile records the resolved configuration for other local tools (make invoke).
+func writeEnvFile(root string, env map[string]string) error {
+	dir := filepath.Join(root, ".local")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "dev.env"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "AWS_ENDPOINT_URL=%s\n", os.Getenv("AWS_ENDPOINT_URL"))
+	for k, v := range env {
+		fmt.Fprintf(f, "%s=%s\n", k, v)
+	}
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the repository (no go.mod found)")
+		}
+		dir = parent
+	}
+}
