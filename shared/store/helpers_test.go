@@ -94,4 +94,3 @@ func bareErrors(t *testing.T) *dynamodb.Client {
 		})
 	})
 }
-

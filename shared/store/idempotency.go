@@ -55,7 +55,6 @@ func pkKey(key string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": str(key)}
 }
 
-
 // Reserve writes a pending record unless a live one exists (one conditional PutItem). When
 // the condition fails, DynamoDB returns the existing record with the failure, so no second
 // call is needed; a consistent GetItem is the fallback if it does not.
