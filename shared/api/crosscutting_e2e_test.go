@@ -189,8 +189,9 @@ func TestRateLimitSharedAcrossInstances(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	limits := api.Limits{Default: api.Rule{Limit: 10, Window: time.Minute}, Replay: api.Rule{Limit: 2, Window: time.Minute}}
-	a := w.server(serverOpts{limits: limits})
-	b := w.server(serverOpts{limits: limits})
+	emf := &syncBuffer{}
+	a := w.server(serverOpts{limits: limits, emf: emf})
+	b := w.server(serverOpts{limits: limits, emf: emf})
 	// A one-minute window keeps the test independent of timing: 30 concurrent requests
 	// through two instances admit exactly 10 (unless the minute turns during the burst,
 	// in which case at most 20 over two windows: retry once).
@@ -200,6 +201,7 @@ func TestRateLimitSharedAcrossInstances(t *testing.T) {
 		var mu sync.Mutex
 		admitted, limited := 0, 0
 		start := time.Now().Truncate(time.Minute)
+		limitedBefore := metricTotal(t, emf.String(), "RequestsRateLimited")
 		for i := range 30 {
 			wg.Add(1)
 			go func() {
@@ -231,6 +233,9 @@ func TestRateLimitSharedAcrossInstances(t *testing.T) {
 		}
 		if admitted != 10 || limited != 20 {
 			t.Fatalf("two instances admitted %d and limited %d of 30; want 10 and 20", admitted, limited)
+		}
+		if got := metricTotal(t, emf.String(), "RequestsRateLimited") - limitedBefore; got != float64(limited) {
+			t.Fatalf("RequestsRateLimited metric = %v, want %d", got, limited)
 		}
 		break
 	}

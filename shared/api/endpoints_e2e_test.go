@@ -179,7 +179,8 @@ func TestRegisterValidation(t *testing.T) {
 func TestHandshakeFailuresStoreNothing(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	c := w.server(serverOpts{})
+	emf := &syncBuffer{}
+	c := w.server(serverOpts{emf: emf})
 	cases := []struct{ mode, mention string }{
 		{"500", "500"},
 		{"wrong", "echo"},
@@ -189,7 +190,11 @@ func TestHandshakeFailuresStoreNothing(t *testing.T) {
 		t.Run(tc.mode, func(t *testing.T) {
 			rc := newReceiver(t)
 			rc.mode.Store(tc.mode)
-			expectError(t, c.register("acme", rc.url("/h")), http.StatusBadRequest, "invalid_request", tc.mention)
+			r := c.register("acme", rc.url("/h"))
+			expectError(t, r, http.StatusBadRequest, "invalid_request", tc.mention)
+			if r.str("reason") != "handshake_failed" || r.str("field") != "url" {
+				t.Fatalf("handshake failure must say so: %s", r.Raw)
+			}
 		})
 	}
 	t.Run("plain echo succeeds", func(t *testing.T) {
@@ -216,6 +221,13 @@ func TestHandshakeFailuresStoreNothing(t *testing.T) {
 	items := c.do("GET", "/endpoints", "acme", nil, nil).Body["items"].([]any)
 	if len(items) != 1 {
 		t.Fatalf("only the plain-echo endpoint may be stored, got %d", len(items))
+	}
+	want := 4.0 // 500, wrong echo, redirect, connection refused
+	if !testing.Short() {
+		want++ // timeout
+	}
+	if got := metricTotal(t, emf.String(), "HandshakesFailed"); got != want {
+		t.Fatalf("HandshakesFailed metric = %v, want %v", got, want)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/auth"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/signing"
 )
 
@@ -48,13 +49,16 @@ type Deps struct {
 	Auth        Authenticator
 	Endpoints   *app.Endpoints
 	Replays     *app.Replays
+	Deliveries  *app.Deliveries
 	Idempotency IdempotencyStore
 	RateLimiter RateLimiter
 	Limits      Limits
 	// CursorKey signs pagination cursors (list routes).
 	CursorKey []byte
 	Logger    *slog.Logger
-	Now       func() time.Time
+	// Metrics receives the API's counters (nil: none); flushed after each request.
+	Metrics *metrics.Emitter
+	Now     func() time.Time
 }
 
 // Handler serves the enabled routes.
@@ -160,6 +164,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			resp = h.errorResponse(r, reqID, fmt.Errorf("panic: %v", p))
 		}
 		resp.write(w, reqID)
+		h.countOutcome(resp)
 		h.log.InfoContext(r.Context(), "request", append(logAttrs(reqID, route, tenant, resp.status),
 			slog.String("method", r.Method), slog.Duration("duration", h.deps.Now().Sub(start)))...)
 	}()
@@ -178,6 +183,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	route = rt.Name
 	resp, tenant = h.serveRoute(r, rt, params, reqID)
+}
+
+// countOutcome records the outcomes operators alarm on, then flushes (a no-op when
+// nothing was recorded, which is almost always).
+func (h *Handler) countOutcome(resp response) {
+	switch {
+	case resp.status == http.StatusTooManyRequests:
+		h.deps.Metrics.Add(metrics.RequestsRateLimited, 1)
+	case resp.status == http.StatusBadRequest && bytes.Contains(resp.body, []byte(`"reason":"`+domain.ReasonHandshakeFailed+`"`)):
+		h.deps.Metrics.Add(metrics.HandshakesFailed, 1)
+	}
+	if err := h.deps.Metrics.Flush(); err != nil {
+		h.log.Warn("writing metrics failed", "error", err)
+	}
 }
 
 func (h *Handler) serveRoute(r *http.Request, rt Route, params map[string]string, reqID string) (response, string) {

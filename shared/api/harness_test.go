@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/auth/devissuer"
 	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/testenv"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
@@ -64,6 +66,7 @@ type serverOpts struct {
 	env    map[string]string // overrides
 	aws    *aws.Config
 	logs   io.Writer
+	emf    io.Writer // EMF metrics output
 }
 
 // server starts an API server over the world's tables with every route enabled.
@@ -93,7 +96,7 @@ func (w *world) server(o serverOpts) *client {
 		// rate-limit tests set the real defaults.
 		o.limits = api.Limits{Default: api.Rule{Limit: 100000, Window: time.Second}, Replay: api.Rule{Limit: 100000, Window: time.Second}}
 	}
-	h, err := wiring.API(context.Background(), cfg, awsCfg, wiring.APIOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Limits: o.limits})
+	h, err := wiring.API(context.Background(), cfg, awsCfg, wiring.APIOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Limits: o.limits, Metrics: emitter(o.emf)})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -250,4 +253,48 @@ func (c *client) register(tenant, url string, events ...string) reply {
 		events = []string{"export.done"}
 	}
 	return c.do("POST", "/endpoints", tenant, map[string]any{"url": url, "events": events}, nil)
+}
+
+func emitter(w io.Writer) *metrics.Emitter {
+	if w == nil {
+		return nil
+	}
+	return metrics.New(w, "api-test")
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (servers under parallel load).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// metricTotal sums a metric over every EMF document written to w.
+func metricTotal(t *testing.T, emf string, name string) float64 {
+	t.Helper()
+	total := 0.0
+	for _, line := range strings.Split(strings.TrimSpace(emf), "\n") {
+		if line == "" {
+			continue
+		}
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			t.Fatalf("EMF line is not JSON: %s", line)
+		}
+		if v, ok := doc[name].(float64); ok {
+			total += v
+		}
+	}
+	return total
 }

@@ -187,7 +187,7 @@ func handshakeError(err error) error {
 	if domain.KindOf(err) != domain.KindInternal || errors.Is(err, context.Canceled) {
 		return err
 	}
-	return &domain.Error{Kind: domain.KindInvalid, Field: "url", Msg: err.Error(), Err: err}
+	return &domain.Error{Kind: domain.KindInvalid, Field: "url", Reason: domain.ReasonHandshakeFailed, Msg: err.Error(), Err: err}
 }
 
 // List returns a page of the tenant's endpoints after afterID and whether more follow.

@@ -89,6 +89,8 @@ const (
 	ReasonEndpointDisabled  = "endpoint_disabled"
 	ReasonIdempotencyReused = "idempotency_key_reused"
 	ReasonRequestInProgress = "request_in_progress"
+	// ReasonHandshakeFailed marks a 400 caused by the URL's challenge handshake.
+	ReasonHandshakeFailed = "handshake_failed"
 )
 
 // KindOf returns the Kind of err, KindInternal for anything that is not an *Error.

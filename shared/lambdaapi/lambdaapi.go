@@ -15,6 +15,7 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
 
@@ -40,7 +41,7 @@ func Run(route string) {
 		logger.Error("AWS configuration", "error", err)
 		os.Exit(1)
 	}
-	h, err := wiring.API(ctx, cfg, awsCfg, wiring.APIOptions{Logger: logger}, route)
+	h, err := wiring.API(ctx, cfg, awsCfg, wiring.APIOptions{Logger: logger, Metrics: metrics.New(os.Stdout, "api")}, route)
 	if err != nil {
 		logger.Error("cold start failed", "route", route, "error", err)
 		os.Exit(1)
