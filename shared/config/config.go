@@ -19,6 +19,10 @@ type Config struct {
 	ReplayQueueURL   string // WEBHOOKS_REPLAY_QUEUE_URL
 	SecretsKeyID     string // WEBHOOKS_SECRETS_KEY_ID
 	CursorSecretARN  string // WEBHOOKS_CURSOR_SECRET_ARN
+	EventsTable      string // WEBHOOKS_EVENTS_TABLE
+	DeliveriesTable  string // WEBHOOKS_DELIVERIES_TABLE
+	IngestDLQURL     string // WEBHOOKS_INGEST_DLQ_URL
+	DeliveryQueueURL string // WEBHOOKS_DELIVERY_QUEUE_URL
 
 	JWKSURL     string // WEBHOOKS_JWKS_URL
 	JWTIssuer   string // WEBHOOKS_JWT_ISSUER
@@ -44,6 +48,10 @@ func FromMap(env map[string]string) (Config, error) {
 		ReplayQueueURL:   env["WEBHOOKS_REPLAY_QUEUE_URL"],
 		SecretsKeyID:     env["WEBHOOKS_SECRETS_KEY_ID"],
 		CursorSecretARN:  env["WEBHOOKS_CURSOR_SECRET_ARN"],
+		EventsTable:      env["WEBHOOKS_EVENTS_TABLE"],
+		DeliveriesTable:  env["WEBHOOKS_DELIVERIES_TABLE"],
+		IngestDLQURL:     env["WEBHOOKS_INGEST_DLQ_URL"],
+		DeliveryQueueURL: env["WEBHOOKS_DELIVERY_QUEUE_URL"],
 		JWKSURL:          env["WEBHOOKS_JWKS_URL"],
 		JWTIssuer:        env["WEBHOOKS_JWT_ISSUER"],
 		JWTAudience:      env["WEBHOOKS_JWT_AUDIENCE"],
@@ -66,16 +74,20 @@ func FromMap(env map[string]string) (Config, error) {
 // Require checks that the named settings are present, naming every missing variable.
 func (c Config) Require(names ...string) error {
 	vals := map[string]string{
-		"WEBHOOKS_ENDPOINTS_TABLE":   c.EndpointsTable,
-		"WEBHOOKS_IDEMPOTENCY_TABLE": c.IdempotencyTable,
-		"WEBHOOKS_RATE_LIMIT_TABLE":  c.RateLimitTable,
-		"WEBHOOKS_REPLAYS_TABLE":     c.ReplaysTable,
-		"WEBHOOKS_REPLAY_QUEUE_URL":  c.ReplayQueueURL,
-		"WEBHOOKS_SECRETS_KEY_ID":    c.SecretsKeyID,
-		"WEBHOOKS_CURSOR_SECRET_ARN": c.CursorSecretARN,
-		"WEBHOOKS_JWKS_URL":          c.JWKSURL,
-		"WEBHOOKS_JWT_ISSUER":        c.JWTIssuer,
-		"WEBHOOKS_JWT_AUDIENCE":      c.JWTAudience,
+		"WEBHOOKS_ENDPOINTS_TABLE":    c.EndpointsTable,
+		"WEBHOOKS_IDEMPOTENCY_TABLE":  c.IdempotencyTable,
+		"WEBHOOKS_RATE_LIMIT_TABLE":   c.RateLimitTable,
+		"WEBHOOKS_REPLAYS_TABLE":      c.ReplaysTable,
+		"WEBHOOKS_REPLAY_QUEUE_URL":   c.ReplayQueueURL,
+		"WEBHOOKS_SECRETS_KEY_ID":     c.SecretsKeyID,
+		"WEBHOOKS_CURSOR_SECRET_ARN":  c.CursorSecretARN,
+		"WEBHOOKS_EVENTS_TABLE":       c.EventsTable,
+		"WEBHOOKS_DELIVERIES_TABLE":   c.DeliveriesTable,
+		"WEBHOOKS_INGEST_DLQ_URL":     c.IngestDLQURL,
+		"WEBHOOKS_DELIVERY_QUEUE_URL": c.DeliveryQueueURL,
+		"WEBHOOKS_JWKS_URL":           c.JWKSURL,
+		"WEBHOOKS_JWT_ISSUER":         c.JWTIssuer,
+		"WEBHOOKS_JWT_AUDIENCE":       c.JWTAudience,
 	}
 	var missing []string
 	for _, n := range names {

@@ -3,6 +3,7 @@ package devstack_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -158,8 +159,12 @@ func TestProvisionTemplate(t *testing.T) {
 		return out.Attributes
 	}
 	rq, dlq := attrs("ReplayQueue"), attrs("ReplayDLQ")
-	if rq["VisibilityTimeout"] != "960" {
-		t.Errorf("ReplayQueue VisibilityTimeout = %s", rq["VisibilityTimeout"])
+	tpl, err := devstack.LoadTemplate(filepath.Join(testenv.RepoRoot(), "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprint(tpl.Resources["ReplayQueue"].Properties["VisibilityTimeout"]); rq["VisibilityTimeout"] != want {
+		t.Errorf("ReplayQueue VisibilityTimeout = %s, template says %s", rq["VisibilityTimeout"], want)
 	}
 	if dlq["MessageRetentionPeriod"] != "1209600" {
 		t.Errorf("ReplayDLQ MessageRetentionPeriod = %s", dlq["MessageRetentionPeriod"])

@@ -32,7 +32,9 @@ type Replay struct {
 }
 
 // ReplayLease bounds how long a started replay blocks another one on the same endpoint if
-// its worker dies without releasing it; the worker renews it while it runs.
+// its worker dies without releasing it; the worker renews it while it runs. It must exceed
+// the ReplayQueue's visibility timeout (template.yaml), so a job retried after a crash still
+// finds its lock.
 const ReplayLease = 20 * time.Minute
 
 // ValidateReplayFrom checks the replay watermark against now and the event retention.

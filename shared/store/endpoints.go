@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -48,8 +49,14 @@ type endpointItem struct {
 	PrevSecretExpiresAt string   `dynamodbav:"prev_secret_expires_at,omitempty"`
 }
 
-// optionalEndpointAttrs are omitted when empty, so an update must REMOVE them.
-var optionalEndpointAttrs = []string{"watermark", "disabled_reason", "secret_ct", "prev_secret_ct", "prev_secret_expires_at"}
+// optionalEndpointAttrs are omitted when empty, so an update must REMOVE them. The
+// watermark is optional too but is not listed: UpdateEndpoint never touches it.
+var optionalEndpointAttrs = []string{"disabled_reason", "secret_ct", "prev_secret_ct", "prev_secret_expires_at"}
+
+// deliveryOwnedAttrs belong to the delivery side (endpointstate.go), which changes them
+// without reading the endpoint; an update written from an earlier read would move the
+// watermark backwards or drop it, so UpdateEndpoint neither writes nor removes them.
+var deliveryOwnedAttrs = []string{"watermark", "dead_streak"}
 
 // listedEndpointAttrs is what ListEndpoints reads: everything but the secret ciphertexts,
 // which a listing never needs and which are the largest attributes.
@@ -90,12 +97,21 @@ func toEndpointItem(ep domain.Endpoint) endpointItem {
 		Version:             ep.Version,
 		CreatedAt:           formatTime(ep.CreatedAt),
 		UpdatedAt:           formatTime(ep.UpdatedAt),
-		Watermark:           formatTime(ep.Watermark),
+		Watermark:           formatWatermark(ep.Watermark),
 		DisabledReason:      ep.DisabledReason,
 		SecretCT:            ep.SecretCiphertext,
 		PrevSecretCT:        ep.PreviousSecretCiphertext,
 		PrevSecretExpiresAt: formatTime(ep.PreviousSecretExpiresAt),
 	}
+}
+
+// formatWatermark writes the watermark in the fixed-width layout AdvanceWatermark compares
+// against; parseTime (RFC 3339) reads it back.
+func formatWatermark(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return formatSortable(t)
 }
 
 func (it endpointItem) toDomain() (domain.Endpoint, error) {
@@ -226,7 +242,9 @@ func versionMismatch(id string, expected int64) error {
 // expectedVersion, and moves the URL claim when the URL changed, in one transaction.
 // ep.Version is stored as given and must be greater than expectedVersion. previousURL ""
 // means the URL did not change. The endpoint is updated attribute by attribute (not
-// replaced) so that a concurrent replay lock on the same item survives.
+// replaced) so that a concurrent replay lock on the same item survives, and the
+// delivery-owned watermark and dead streak are left as stored (ep.Watermark is ignored):
+// deliveries advance them without bumping the version, so ep's copy may be stale.
 func (s *Endpoints) UpdateEndpoint(ctx context.Context, ep domain.Endpoint, expectedVersion int64, previousURL string) error {
 	if ep.TenantID == "" || ep.ID == "" || ep.URL == "" {
 		return fmt.Errorf("update endpoint: tenant, id and url are required")
@@ -238,7 +256,7 @@ func (s *Endpoints) UpdateEndpoint(ctx context.Context, ep domain.Endpoint, expe
 	if err != nil {
 		return fmt.Errorf("update endpoint %s: encode: %w", ep.ID, err)
 	}
-	update, names, values := setAttributes(av, optionalEndpointAttrs, "tenant_id", "sk")
+	update, names, values := setAttributes(av, optionalEndpointAttrs, append([]string{"tenant_id", "sk"}, deliveryOwnedAttrs...)...)
 	names["#version"] = "version"
 	values[":expected"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(expectedVersion, 10)}
 	items := []types.TransactWriteItem{{Update: &types.Update{
@@ -313,12 +331,13 @@ func (s *Endpoints) UpdateEndpoint(ctx context.Context, ep domain.Endpoint, expe
 }
 
 // setAttributes builds "SET #a = :a, … REMOVE #b, …" writing every attribute of av except
-// the keys, and removing each optional attribute av lacks. Names and values get positional
+// those named in skip (the key, and attributes another writer owns), and removing each
+// optional attribute av lacks. Names and values get positional
 // placeholders so reserved words (status, url) need no special care.
-func setAttributes(av map[string]types.AttributeValue, optional []string, keys ...string) (string, map[string]string, map[string]types.AttributeValue) {
+func setAttributes(av map[string]types.AttributeValue, optional []string, skip ...string) (string, map[string]string, map[string]types.AttributeValue) {
 	attrs := make([]string, 0, len(av))
 	for name := range av {
-		if !slices.Contains(keys, name) {
+		if !slices.Contains(skip, name) {
 			attrs = append(attrs, name)
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/handshake"
+	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/secretbox"
 	"github.com/datajetty/webhooks/shared/ssrf"
@@ -51,15 +52,17 @@ var requirements = map[string][]string{
 	api.RouteListEndpoints:    {"WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_CURSOR_SECRET_ARN"},
 	api.RouteStartReplay:      {"WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_REPLAYS_TABLE", "WEBHOOKS_REPLAY_QUEUE_URL", "WEBHOOKS_IDEMPOTENCY_TABLE"},
 	api.RouteGetReplay:        {"WEBHOOKS_REPLAYS_TABLE"},
+	api.RouteListDeliveries:   {"WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_DELIVERIES_TABLE", "WEBHOOKS_CURSOR_SECRET_ARN"},
 }
 
 var apiCommon = []string{"WEBHOOKS_RATE_LIMIT_TABLE", "WEBHOOKS_JWKS_URL", "WEBHOOKS_JWT_ISSUER", "WEBHOOKS_JWT_AUDIENCE"}
 
 // APIOptions tunes the handler for tests and the local server.
 type APIOptions struct {
-	Logger *slog.Logger
-	Now    func() time.Time
-	Limits api.Limits
+	Logger  *slog.Logger
+	Metrics *metrics.Emitter
+	Now     func() time.Time
+	Limits  api.Limits
 }
 
 // API builds the API handler serving the named routes (every route when none are named).
@@ -96,6 +99,7 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts APIOpti
 		RateLimiter: store.NewRateLimits(ddb, cfg.RateLimitTable),
 		Limits:      opts.Limits,
 		Logger:      opts.Logger,
+		Metrics:     opts.Metrics,
 		Now:         opts.Now,
 	}
 	if cfg.IdempotencyTable != "" {
@@ -126,7 +130,13 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts APIOpti
 	} else if cfg.ReplaysTable != "" {
 		d.Replays = &app.Replays{Store: store.NewReplays(ddb, cfg.ReplaysTable, cfg.EndpointsTable), Now: opts.Now}
 	}
-	if cfg.CursorSecretARN != "" && contains(names, api.RouteListEndpoints) {
+	if cfg.DeliveriesTable != "" && cfg.EndpointsTable != "" {
+		d.Deliveries = &app.Deliveries{
+			Endpoints: store.NewEndpoints(ddb, cfg.EndpointsTable),
+			Log:       store.NewDeliveries(ddb, cfg.DeliveriesTable),
+		}
+	}
+	if cfg.CursorSecretARN != "" && (contains(names, api.RouteListEndpoints) || contains(names, api.RouteListDeliveries)) {
 		key, err := cursorKey(ctx, secretsmanager.NewFromConfig(awsCfg), cfg.CursorSecretARN)
 		if err != nil {
 			return nil, err

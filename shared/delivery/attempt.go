@@ -1,0 +1,397 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/metrics"
+	"github.com/datajetty/webhooks/shared/queue"
+	"github.com/datajetty/webhooks/shared/signing"
+	"github.com/datajetty/webhooks/shared/ssrf"
+)
+
+// Error classes recorded for failed attempts.
+const (
+	ClassTimeout  = "timeout"
+	ClassConnect  = "connect"
+	ClassBlocked  = "blocked"
+	ClassTLS      = "tls"
+	ClassRedirect = "redirect"
+	ClassHTTP4xx  = "http_4xx"
+	ClassHTTP5xx  = "http_5xx"
+	ClassGone     = "gone"
+)
+
+// Bounds of a receiver's Retry-After: shorter would hammer a struggling receiver, and
+// longer than SQS can hold a message invisible is impossible to honour.
+const (
+	minRetryAfter = 5 * time.Second
+	maxRetryAfter = 12 * time.Hour
+)
+
+// maxDelay is the longest visibility the handler asks for. SQS counts its 12-hour limit
+// from the receive, and a few seconds have passed since then (the attempt itself).
+const maxDelay = 12*time.Hour - 5*time.Minute
+
+// finishReserve is kept from the invocation's deadline for recording the batch, so a slow
+// receiver cannot make the invocation time out with its outcomes unrecorded.
+const finishReserve = 5 * time.Second
+
+// outcome is what became of one message.
+type outcome struct {
+	ack     bool            // delete the message; false reports it as a batch item failure
+	attempt *domain.Attempt // nil when no attempt is recorded (malformed job, our own failure)
+}
+
+// response is the result of one POST.
+type response struct {
+	status     int    // 0 when there was no response
+	class      string // "" on success
+	latency    time.Duration
+	retryAfter time.Duration // 0 unless a 429/503 asked for a usable delay
+}
+
+func (r response) ok() bool { return r.class == "" }
+
+// deliver handles one message.
+func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
+	job, body, err := decode(msg)
+	if err != nil {
+		// Only a bug can produce a malformed job (our own functions write them all), so it
+		// is neither acknowledged, which would drop it, nor retried on a schedule: it is
+		// reported as failed, and SQS redrive moves it to the DLQ after maxReceiveCount
+		// receives, where it waits for the fix.
+		h.logger.ErrorContext(ctx, "malformed delivery job", "message_id", msg.MessageId, "error", err)
+		return outcome{}
+	}
+	n := h.attemptNumber(ctx, msg)
+	log := newJobLog(h.logger, job, n)
+	key := cacheKey(job.TenantID, job.EndpointID)
+	tgt, err := h.cache.get(ctx, key, h.now(), func(ctx context.Context) (*target, error) {
+		return h.load(ctx, job.TenantID, job.EndpointID)
+	})
+	if err != nil {
+		// Our dependency failed (DynamoDB, KMS), not the receiver: nothing was sent and the
+		// tenant's log gets no attempt. The message still follows the retry schedule, so an
+		// outage of ours gets the same patience as one of the receiver's.
+		// After the last receive the message goes to the DLQ like any exhausted delivery.
+		delay, last := time.Duration(0), n >= h.opts.MaxAttempts
+		if !last {
+			delay = h.scheduled(n)
+		}
+		log.log(ctx, slog.LevelError, "delivery not attempted: endpoint unavailable",
+			slog.String("retry_in", delay.String()), slog.Bool("dead_lettered", last), slog.Any("error", err))
+		h.setVisibility(ctx, log, msg, delay)
+		return outcome{}
+	}
+
+	now := h.now()
+	a := &domain.Attempt{
+		TenantID:    job.TenantID,
+		EndpointID:  job.EndpointID,
+		EventID:     job.Event.ID,
+		EventType:   job.Event.Type,
+		OccurredAt:  job.Event.OccurredAt,
+		ReplayID:    job.ReplayID,
+		Number:      n,
+		AttemptedAt: now,
+	}
+	if !tgt.active() {
+		a.Status = domain.DeliverySkipped
+		h.metrics.Add(metrics.DeliveriesSkipped, 1)
+		log.attempt(ctx, a)
+		return outcome{ack: true, attempt: a}
+	}
+
+	res := h.post(ctx, tgt, job.Event.ID, body, now)
+	a.HTTPStatus, a.ErrorClass, a.Latency = res.status, res.class, res.latency
+	h.metrics.Observe(metrics.DeliveryLatency, metrics.Milliseconds, float64(res.latency.Milliseconds()))
+
+	switch {
+	case res.ok():
+		a.Status = domain.DeliverySucceeded
+		h.metrics.Add(metrics.DeliveriesSucceeded, 1)
+		log.attempt(ctx, a)
+		return outcome{ack: true, attempt: a}
+
+	case res.class == ClassGone:
+		// 410 is the receiver saying "never again": disable now rather than retry for a day.
+		// The message is acknowledged (dead, but not dead-lettered: there is nothing to
+		// redrive to an endpoint that is gone).
+		a.Status = domain.DeliveryDead
+		h.metrics.Add(metrics.DeliveriesFailed, 1)
+		log.attempt(ctx, a)
+		if err := h.state.Disable(ctx, job.TenantID, job.EndpointID, "410 Gone", now); err != nil {
+			log.log(ctx, slog.LevelError, "disable endpoint after 410 Gone", slog.Any("error", err))
+		} else {
+			log.log(ctx, slog.LevelWarn, "endpoint disabled", slog.String("reason", "410 Gone"))
+		}
+		h.cache.invalidate(key)
+		return outcome{ack: true, attempt: a}
+
+	case n < h.opts.MaxAttempts:
+		delay := h.scheduled(n)
+		if res.retryAfter > 0 {
+			delay = res.retryAfter
+		}
+		delay = min(delay, maxDelay)
+		a.Status = domain.DeliveryPending
+		a.NextAt = now.Add(delay)
+		h.metrics.Add(metrics.DeliveriesFailed, 1)
+		h.metrics.Add(metrics.RetriesScheduled, 1)
+		log.attempt(ctx, a, slog.String("retry_in", delay.String()))
+		h.setVisibility(ctx, log, msg, delay)
+		return outcome{attempt: a}
+
+	default:
+		// The last attempt failed: make the message visible at once and report it failed,
+		// so the next receive exceeds maxReceiveCount and SQS redrive dead-letters it.
+		a.Status = domain.DeliveryDead
+		h.metrics.Add(metrics.DeliveriesFailed, 1)
+		h.metrics.Add(metrics.DeliveriesDeadLetter, 1)
+		log.attempt(ctx, a)
+		h.setVisibility(ctx, log, msg, 0)
+		disabled, err := h.state.RecordExhausted(ctx, job.TenantID, job.EndpointID, h.opts.AutoDisableThreshold, now)
+		switch {
+		case err != nil:
+			log.log(ctx, slog.LevelError, "record exhausted delivery", slog.Any("error", err))
+		case disabled:
+			log.log(ctx, slog.LevelWarn, "endpoint auto-disabled", slog.Int("threshold", h.opts.AutoDisableThreshold))
+			h.metrics.Add(metrics.EndpointsAutoDisabled, 1)
+			h.cache.invalidate(key)
+		}
+		return outcome{attempt: a}
+	}
+}
+
+// decode returns the message's job and the payload to POST.
+func decode(msg *events.SQSMessage) (domain.DeliveryJob, []byte, error) {
+	job, err := queue.ParseDeliveryJob(msg.Body)
+	if err != nil {
+		return job, nil, err
+	}
+	body, err := job.Event.Payload()
+	return job, body, err
+}
+
+// attemptNumber is the message's receive count: 1 on the first delivery, and one more for
+// every retry, because every retry is a new receive of the same message.
+func (h *Handler) attemptNumber(ctx context.Context, msg *events.SQSMessage) int {
+	n, err := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+	if err != nil || n < 1 {
+		h.logger.WarnContext(ctx, "message without a usable ApproximateReceiveCount; counting it as attempt 1", "message_id", msg.MessageId)
+		return 1
+	}
+	return n
+}
+
+func cacheKey(tenantID, endpointID string) string { return tenantID + "\x00" + endpointID }
+
+// load reads the endpoint and opens its signing secrets. A missing endpoint is a target
+// too (found false), so that it is cached like any other.
+func (h *Handler) load(ctx context.Context, tenantID, endpointID string) (*target, error) {
+	ep, err := h.endpoints.GetEndpoint(ctx, tenantID, endpointID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return &target{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load endpoint %s: %w", endpointID, err)
+	}
+	t := &target{found: true, ep: ep}
+	if ep.Status != domain.StatusActive {
+		return t, nil
+	}
+	if len(ep.SecretCiphertext) == 0 {
+		return nil, fmt.Errorf("endpoint %s has no signing secret", endpointID)
+	}
+	for _, ct := range ep.SigningCiphertexts(h.now()) {
+		s, err := h.secrets.Open(ctx, tenantID, endpointID, ct)
+		if err != nil {
+			return nil, fmt.Errorf("open signing secret of endpoint %s: %w", endpointID, err)
+		}
+		t.secrets = append(t.secrets, s)
+	}
+	return t, nil
+}
+
+// post makes one signed delivery. The response body is read up to MaxResponseBytes and
+// thrown away: reading lets the connection be reused, the cap keeps a hostile receiver
+// from streaming at us, and the content is never logged.
+func (h *Handler) post(ctx context.Context, tgt *target, msgID string, body []byte, now time.Time) response {
+	actx, cancel := context.WithTimeout(ctx, h.attemptTimeout(ctx))
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, tgt.ep.URL, bytes.NewReader(body))
+	if err != nil {
+		return response{class: ClassConnect}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", h.opts.UserAgent)
+	signing.SetHeaders(req.Header, msgID, now, body, tgt.signers(now)...)
+
+	start := time.Now()
+	resp, err := h.client.Do(req)
+	latency := time.Since(start)
+	if err != nil {
+		return response{class: errorClass(err), latency: latency}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, h.opts.MaxResponseBytes))
+	resp.Body.Close()
+	r := response{status: resp.StatusCode, class: statusClass(resp.StatusCode), latency: latency}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		r.retryAfter = retryAfter(resp.Header.Get("Retry-After"), h.now())
+	}
+	return r
+}
+
+// attemptTimeout is AttemptTimeout, shortened when the invocation would otherwise end
+// before the batch can be recorded.
+func (h *Handler) attemptTimeout(ctx context.Context) time.Duration {
+	d := h.opts.AttemptTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(deadline)-finishReserve)
+	}
+	return max(d, time.Millisecond)
+}
+
+// scheduled is the jittered delay after failed attempt n.
+func (h *Handler) scheduled(n int) time.Duration {
+	i := min(n-1, len(h.opts.Schedule)-1)
+	if i < 0 {
+		return 0
+	}
+	return jitter(h.opts.Schedule[i], h.opts.Jitter, h.rand())
+}
+
+// jitter spreads d uniformly over d·(1 ± j), r being uniform in [0, 1).
+func jitter(d time.Duration, j, r float64) time.Duration {
+	return time.Duration(float64(d) * (1 + j*(2*r-1)))
+}
+
+func (h *Handler) setVisibility(ctx context.Context, log jobLog, msg *events.SQSMessage, delay time.Duration) {
+	if err := h.visibility.ChangeVisibility(ctx, msg.ReceiptHandle, delay); err != nil {
+		// The message still comes back, after the queue's default visibility timeout.
+		log.log(ctx, slog.LevelError, "change message visibility", slog.String("delay", delay.String()), slog.Any("error", err))
+	}
+}
+
+// statusClass classifies an HTTP status: "" for 2xx, else the attempt's error class.
+// Redirects are failures because they are not followed (the target would be another,
+// unvetted URL).
+func statusClass(code int) string {
+	switch {
+	case code >= 200 && code < 300:
+		return ""
+	case code == http.StatusGone:
+		return ClassGone
+	case code >= 300 && code < 400:
+		return ClassRedirect
+	case code >= 400 && code < 500:
+		return ClassHTTP4xx
+	default:
+		return ClassHTTP5xx
+	}
+}
+
+// errorClass classifies a failed exchange with no HTTP response.
+func errorClass(err error) string {
+	if ssrf.IsBlocked(err) {
+		return ClassBlocked
+	}
+	var (
+		netErr    net.Error
+		recordErr tls.RecordHeaderError
+		alert     tls.AlertError
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return ClassTimeout
+	case errors.As(err, &recordErr), errors.As(err, &alert), errors.As(err, &verify),
+		errors.As(err, &authority), errors.As(err, &hostname), errors.As(err, &invalid):
+		return ClassTLS
+	}
+	return ClassConnect
+}
+
+// retryAfter parses a Retry-After value (delay-seconds or an HTTP-date) and returns the
+// delay if it is within [minRetryAfter, maxRetryAfter], else 0 (use the schedule).
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 || secs > int64(maxRetryAfter/time.Second) {
+			return 0
+		}
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	} else {
+		return 0
+	}
+	if d < minRetryAfter || d > maxRetryAfter {
+		return 0
+	}
+	return d
+}
+
+// jobLog writes a job's log lines, each carrying the job's identifiers. (Logger.With
+// would pre-render them into a new handler per message, which costs more than the line.)
+type jobLog struct {
+	logger *slog.Logger
+	ids    []slog.Attr
+}
+
+func newJobLog(l *slog.Logger, job domain.DeliveryJob, attempt int) jobLog {
+	ids := make([]slog.Attr, 0, 5)
+	ids = append(ids, slog.String("tenant_id", job.TenantID), slog.String("endpoint_id", job.EndpointID),
+		slog.String("event_id", job.Event.ID), slog.Int("attempt", attempt))
+	if job.ReplayID != "" {
+		ids = append(ids, slog.String("replay_id", job.ReplayID))
+	}
+	return jobLog{logger: l, ids: ids}
+}
+
+func (l jobLog) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	if !l.logger.Enabled(ctx, level) {
+		return
+	}
+	all := make([]slog.Attr, 0, len(l.ids)+len(attrs))
+	all = append(append(all, l.ids...), attrs...)
+	l.logger.LogAttrs(ctx, level, msg, all...)
+}
+
+// attempt writes the attempt's log line: identifiers and outcome only, never the URL (it
+// may carry a token), secrets, signatures, payloads or response bodies.
+func (l jobLog) attempt(ctx context.Context, a *domain.Attempt, extra ...slog.Attr) {
+	level := slog.LevelInfo
+	if a.Status == domain.DeliveryPending || a.Status == domain.DeliveryDead {
+		level = slog.LevelWarn
+	}
+	attrs := make([]slog.Attr, 0, 4+len(extra))
+	attrs = append(attrs, slog.String("status", string(a.Status)), slog.Int("http_status", a.HTTPStatus),
+		slog.Int64("latency_ms", a.Latency.Milliseconds()))
+	if a.ErrorClass != "" {
+		attrs = append(attrs, slog.String("error_class", a.ErrorClass))
+	}
+	l.log(ctx, level, "delivery attempt", append(attrs, extra...)...)
+}

@@ -1,0 +1,293 @@
+// Package delivery is the deliver function's handler: it turns DeliveryQueue messages into
+// signed Standard Webhooks POSTs to tenants' endpoints and schedules the retries.
+//
+// Retries are SQS's: a failed message is reported as a batch item failure after its
+// visibility timeout was set to the next backoff, so the same message comes back when the
+// retry is due and its ApproximateReceiveCount is the attempt number. After the last
+// attempt the message is made visible at once, and the queue's redrive policy
+// (maxReceiveCount = MaxAttempts) moves it to the dead-letter queue on the next receive.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/metrics"
+	"github.com/datajetty/webhooks/shared/signing"
+)
+
+// EndpointSource loads endpoints (shared/store.Endpoints).
+type EndpointSource interface {
+	// GetEndpoint loads one endpoint; an error matching domain.ErrNotFound if absent.
+	GetEndpoint(ctx context.Context, tenantID, endpointID string) (domain.Endpoint, error)
+}
+
+// SecretOpener decrypts signing secrets (shared/secretbox.KMS).
+type SecretOpener interface {
+	Open(ctx context.Context, tenantID, endpointID string, ciphertext []byte) (signing.Secret, error)
+}
+
+// AttemptLog stores delivery attempts (shared/store.Deliveries).
+type AttemptLog interface {
+	Record(ctx context.Context, attempts []domain.Attempt) error
+}
+
+// EndpointState is the delivery side's writes to endpoints (shared/store.Endpoints).
+type EndpointState interface {
+	// AdvanceWatermark moves the watermark forward to `to` (never back) and ends the
+	// endpoint's streak of exhausted deliveries.
+	AdvanceWatermark(ctx context.Context, tenantID, endpointID string, to time.Time) error
+	// Disable marks the endpoint disabled with reason; a missing endpoint is not an error.
+	Disable(ctx context.Context, tenantID, endpointID, reason string, now time.Time) error
+	// RecordExhausted counts a delivery that exhausted its retries and disables the
+	// endpoint when threshold consecutive ones did, reporting whether this call disabled it.
+	RecordExhausted(ctx context.Context, tenantID, endpointID string, threshold int, now time.Time) (disabled bool, err error)
+}
+
+// Visibility sets when a received message comes back (shared/queue.Visibility).
+type Visibility interface {
+	ChangeVisibility(ctx context.Context, receiptHandle string, delay time.Duration) error
+}
+
+// Metrics receives delivery counters (shared/metrics.Emitter); Flush runs after each batch.
+type Metrics interface {
+	Add(name string, n float64)
+	Observe(name string, unit metrics.Unit, v float64)
+	Flush() error
+}
+
+// Options tunes delivery. DefaultOptions holds the documented production values.
+type Options struct {
+	// AttemptTimeout bounds one POST, from dialling to the response headers.
+	AttemptTimeout time.Duration
+	// Schedule[i] is the delay after failed attempt i+1 (the last entry repeats if the
+	// schedule is shorter than MaxAttempts-1).
+	Schedule []time.Duration
+	// Jitter spreads each scheduled delay uniformly over ±Jitter of it, so that retries of
+	// an endpoint that failed a burst do not all come back in the same second.
+	Jitter float64
+	// MaxAttempts is the attempt after which a failed delivery is dead. It must equal the
+	// queue's redrive maxReceiveCount.
+	MaxAttempts int
+	// CacheTTL is how long an instance reuses an endpoint's configuration and decrypted
+	// secrets: a tenant's change (new URL, rotated secret, disabling) takes effect within it.
+	CacheTTL time.Duration
+	// AutoDisableThreshold is the number of consecutive deliveries exhausting every retry
+	// after which the endpoint is disabled.
+	AutoDisableThreshold int
+	// MaxResponseBytes caps how much of a response body is read (and discarded).
+	MaxResponseBytes int64
+	// UserAgent is sent with every delivery.
+	UserAgent string
+}
+
+// DefaultOptions returns the production settings: 15 s attempts, retries after 5 s, 5 min,
+// 30 min, 2 h, 5 h, 10 h and 10 h (±20 %), so 8 attempts over about 28 hours; a 30 s
+// endpoint cache; auto-disable after 5 consecutive exhausted deliveries; 64 KiB of body.
+func DefaultOptions() Options {
+	return Options{
+		AttemptTimeout: 15 * time.Second,
+		Schedule: []time.Duration{
+			5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+		},
+		Jitter:               0.2,
+		MaxAttempts:          8,
+		CacheTTL:             30 * time.Second,
+		AutoDisableThreshold: 5,
+		MaxResponseBytes:     64 << 10,
+		UserAgent:            "DataJetty-Webhooks/1.0",
+	}
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.AttemptTimeout <= 0 {
+		errs = append(errs, errors.New("attempt timeout must be positive"))
+	}
+	if o.MaxAttempts < 1 {
+		errs = append(errs, errors.New("max attempts must be at least 1"))
+	}
+	if o.MaxAttempts > 1 && len(o.Schedule) == 0 {
+		errs = append(errs, errors.New("schedule must not be empty when retries are allowed"))
+	}
+	for _, d := range o.Schedule {
+		if d < 0 || d > maxDelay {
+			errs = append(errs, fmt.Errorf("schedule entry %s is outside 0..%s", d, maxDelay))
+		}
+	}
+	if o.Jitter < 0 || o.Jitter >= 1 {
+		errs = append(errs, errors.New("jitter must be in [0, 1)"))
+	}
+	if o.CacheTTL < 0 {
+		errs = append(errs, errors.New("cache TTL must not be negative"))
+	}
+	if o.AutoDisableThreshold < 1 {
+		errs = append(errs, errors.New("auto-disable threshold must be at least 1"))
+	}
+	if o.MaxResponseBytes < 0 {
+		errs = append(errs, errors.New("max response bytes must not be negative"))
+	}
+	if o.UserAgent == "" {
+		errs = append(errs, errors.New("user agent is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps is everything a Handler needs. Metrics, Now, Rand and Logger are optional.
+type Deps struct {
+	Endpoints  EndpointSource
+	Secrets    SecretOpener
+	Log        AttemptLog
+	State      EndpointState
+	Visibility Visibility
+	// Client makes the POSTs. In production ssrf.NewClient: the destination is checked at
+	// dial time and redirects are not followed. One client per instance, so connections
+	// to busy endpoints are kept alive and reused across batches.
+	Client  *http.Client
+	Metrics Metrics
+	// Now is the clock of attempt times and webhook-timestamp (time.Now by default).
+	Now func() time.Time
+	// Rand returns a uniform number in [0, 1) for the jitter (math/rand/v2 by default).
+	// It is called concurrently.
+	Rand    func() float64
+	Logger  *slog.Logger
+	Options Options
+}
+
+// Handler delivers DeliveryQueue batches. It is safe for concurrent invocations; build one
+// per instance, at cold start.
+type Handler struct {
+	endpoints  EndpointSource
+	secrets    SecretOpener
+	log        AttemptLog
+	state      EndpointState
+	visibility Visibility
+	client     *http.Client
+	metrics    Metrics
+	now        func() time.Time
+	rand       func() float64
+	logger     *slog.Logger
+	opts       Options
+	cache      *targetCache
+}
+
+// New checks deps and returns a Handler.
+func New(d Deps) (*Handler, error) {
+	var missing []string
+	for name, set := range map[string]bool{
+		"Endpoints": d.Endpoints != nil, "Secrets": d.Secrets != nil, "Log": d.Log != nil,
+		"State": d.State != nil, "Visibility": d.Visibility != nil, "Client": d.Client != nil,
+	} {
+		if !set {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("delivery: missing dependencies %v", missing)
+	}
+	if err := d.Options.validate(); err != nil {
+		return nil, fmt.Errorf("delivery: options: %w", err)
+	}
+	h := &Handler{
+		endpoints: d.Endpoints, secrets: d.Secrets, log: d.Log, state: d.State,
+		visibility: d.Visibility, client: d.Client, metrics: d.Metrics,
+		now: d.Now, rand: d.Rand, logger: d.Logger, opts: d.Options,
+		cache: newTargetCache(d.Options.CacheTTL),
+	}
+	h.opts.Schedule = append([]time.Duration(nil), d.Options.Schedule...)
+	if h.metrics == nil {
+		h.metrics = noMetrics{}
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.rand == nil {
+		h.rand = rand.Float64
+	}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	return h, nil
+}
+
+// Handle delivers every message of the batch concurrently and reports the ones to retry
+// (or dead-letter) as batch item failures. It never returns an error: a failure of the
+// whole invocation would retry the messages that were delivered too.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	outcomes := make([]outcome, len(ev.Records))
+	var wg sync.WaitGroup
+	for i := range ev.Records {
+		wg.Go(func() { outcomes[i] = h.deliver(ctx, &ev.Records[i]) })
+	}
+	wg.Wait()
+	h.finish(ctx, outcomes)
+
+	var resp events.SQSEventResponse
+	for i, o := range outcomes {
+		if !o.ack {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: ev.Records[i].MessageId})
+		}
+	}
+	if err := h.metrics.Flush(); err != nil {
+		h.logger.WarnContext(ctx, "flush metrics", "error", err)
+	}
+	return resp, nil
+}
+
+// finish stores the batch's attempts with one AttemptLog call (one DynamoDB write per
+// delivery, batched) and advances each endpoint's watermark once, concurrently.
+//
+// Failures here are logged and do not fail any message: the deliveries already happened,
+// and reporting a delivered message as failed would POST it again. A duplicate webhook is
+// worse for the receiver than a missing line in the delivery log or a watermark that lags
+// (which only makes a replay start a little earlier).
+func (h *Handler) finish(ctx context.Context, outcomes []outcome) {
+	var attempts []domain.Attempt
+	type endpointKey struct{ tenant, endpoint string }
+	watermarks := map[endpointKey]time.Time{}
+	for _, o := range outcomes {
+		if o.attempt == nil {
+			continue
+		}
+		a := o.attempt
+		attempts = append(attempts, *a)
+		if a.Status == domain.DeliverySucceeded {
+			k := endpointKey{a.TenantID, a.EndpointID}
+			if a.OccurredAt.After(watermarks[k]) {
+				watermarks[k] = a.OccurredAt
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	if len(attempts) > 0 {
+		wg.Go(func() {
+			if err := h.log.Record(ctx, attempts); err != nil {
+				h.logger.ErrorContext(ctx, "record delivery attempts", "attempts", len(attempts), "error", err)
+			}
+		})
+	}
+	for k, to := range watermarks {
+		wg.Go(func() {
+			if err := h.state.AdvanceWatermark(ctx, k.tenant, k.endpoint, to); err != nil {
+				h.logger.ErrorContext(ctx, "advance watermark", "tenant_id", k.tenant, "endpoint_id", k.endpoint, "error", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Add(string, float64)                   {}
+func (noMetrics) Observe(string, metrics.Unit, float64) {}
+func (noMetrics) Flush() error                          { return nil }

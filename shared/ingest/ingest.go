@@ -1,0 +1,302 @@
+// Package ingest is the IngestQueue consumer: it validates each platform event, stores it
+// once in the Events table, and fans it out as one delivery job per subscribed endpoint.
+//
+// Delivery is at least once. An event is marked fanned out only after every one of its
+// jobs reached the DeliveryQueue; until then a redelivered message fans it out again, and
+// receivers de-duplicate on webhook-id (the event id). A malformed event is moved to the
+// ingest DLQ with the reason and acknowledged, so it is neither retried forever nor lost.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/metrics"
+)
+
+// PutResult reports what storing an event found.
+type PutResult struct {
+	// Duplicate: the event was already stored (a producer retry or an SQS redelivery).
+	Duplicate bool
+	// FannedOut: the stored copy's jobs were all sent; meaningful when Duplicate.
+	FannedOut bool
+}
+
+// EventStore keeps events idempotently, keyed by (tenant, occurred_at, id).
+type EventStore interface {
+	Put(ctx context.Context, e domain.Event) (PutResult, error)
+	MarkFannedOut(ctx context.Context, e domain.Event) error
+}
+
+// EndpointLister pages through a tenant's endpoints in id order.
+type EndpointLister interface {
+	ListEndpoints(ctx context.Context, tenantID string, limit int, afterID string) (eps []domain.Endpoint, more bool, err error)
+}
+
+// JobSender enqueues delivery jobs. failed must hold every job not known to be enqueued,
+// also when err is set: the handler trusts it to decide which events are fanned out.
+type JobSender interface {
+	Send(ctx context.Context, jobs []domain.DeliveryJob) (failed []domain.DeliveryJob, err error)
+}
+
+// DeadLetterSender moves a message that can never succeed to the dead-letter queue.
+type DeadLetterSender interface {
+	Send(ctx context.Context, body, reason, sourceMessageID string) error
+}
+
+// endpointPageSize is the page size of endpoint listings (the store's maximum).
+const endpointPageSize = 100
+
+// storeConcurrency bounds the parallel DynamoDB writes of one invocation.
+const storeConcurrency = 10
+
+// Handler consumes IngestQueue batches. It holds no per-invocation state, so one Handler
+// serves concurrent invocations.
+type Handler struct {
+	Events      EventStore
+	Endpoints   EndpointLister
+	Jobs        JobSender
+	DeadLetters DeadLetterSender
+	Logger      *slog.Logger
+	// Metrics counts EventsIngested and EventsRejected (nil: none).
+	Metrics *metrics.Emitter
+}
+
+// eventKey identifies an event as the store does: tenant, occurred_at and id.
+type eventKey struct {
+	tenant, id string
+	sec        int64
+	nsec       int
+}
+
+func keyOf(e domain.Event) eventKey {
+	return eventKey{tenant: e.TenantID, id: e.ID, sec: e.OccurredAt.Unix(), nsec: e.OccurredAt.Nanosecond()}
+}
+
+// record is one SQS message of the batch, once parsed.
+type record struct {
+	msgID  string
+	event  domain.Event
+	failed bool
+}
+
+// fanOut is one distinct event of the batch that needs its jobs sent; records are the
+// messages carrying it (several when a batch holds the same event twice).
+type fanOut struct {
+	event   domain.Event
+	records []*record
+	jobs    int
+	failed  bool
+}
+
+// Handle processes one batch and reports the messages to retry. It returns an error only
+// for a misconfigured handler; every per-message problem is a batch item failure, so SQS
+// retries just those messages (and after five receives redrives them to the ingest DLQ).
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	log := h.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if h.Events == nil || h.Endpoints == nil || h.Jobs == nil || h.DeadLetters == nil {
+		return events.SQSEventResponse{}, errors.New("ingest: handler is missing a dependency")
+	}
+
+	recs := make([]*record, len(ev.Records))
+	var valid []*record
+	for i, m := range ev.Records {
+		r := &record{msgID: m.MessageId}
+		recs[i] = r
+		e, err := domain.ParseEvent([]byte(m.Body))
+		if err != nil {
+			h.deadLetter(ctx, log, r, m.Body, err)
+			continue
+		}
+		r.event = e
+		valid = append(valid, r)
+	}
+
+	// Store every valid event (conditional puts, in parallel).
+	results := make([]PutResult, len(valid))
+	parallel(len(valid), func(i int) {
+		r := valid[i]
+		res, err := h.Events.Put(ctx, r.event)
+		if err != nil {
+			r.failed = true
+			log.WarnContext(ctx, "store event failed; the message will be retried", eventAttrs(r, "error", err)...)
+			return
+		}
+		results[i] = res
+		if !res.Duplicate {
+			h.Metrics.Add(metrics.EventsIngested, 1)
+		}
+	})
+
+	// Group the events still to fan out, once per distinct event.
+	var pending []*fanOut
+	byKey := map[eventKey]*fanOut{}
+	for i, r := range valid {
+		switch {
+		case r.failed:
+			continue
+		case results[i].Duplicate && results[i].FannedOut:
+			log.DebugContext(ctx, "duplicate event already fanned out", eventAttrs(r)...)
+			continue
+		}
+		k := keyOf(r.event)
+		if f := byKey[k]; f != nil {
+			f.records = append(f.records, r)
+			continue
+		}
+		f := &fanOut{event: r.event, records: []*record{r}}
+		byKey[k] = f
+		pending = append(pending, f)
+	}
+
+	// Build the jobs of the whole batch, so they go out in full SendMessageBatch calls.
+	listings := map[string]listing{}
+	var jobs []domain.DeliveryJob
+	for _, f := range pending {
+		l, ok := listings[f.event.TenantID]
+		if !ok {
+			l = h.activeEndpoints(ctx, f.event.TenantID)
+			listings[f.event.TenantID] = l
+		}
+		if l.err != nil {
+			f.failed = true
+			log.WarnContext(ctx, "list endpoints failed; the message will be retried", fanAttrs(f, "error", l.err)...)
+			continue
+		}
+		for _, ep := range l.endpoints {
+			if ep.Subscribes(f.event.Type) {
+				jobs = append(jobs, domain.DeliveryJob{TenantID: f.event.TenantID, EndpointID: ep.ID, Event: f.event})
+				f.jobs++
+			}
+		}
+	}
+	if len(jobs) > 0 {
+		unsent, err := h.Jobs.Send(ctx, jobs)
+		if err != nil {
+			log.WarnContext(ctx, "send delivery jobs failed", "jobs", len(jobs), "unsent", len(unsent), "error", err)
+		}
+		for _, j := range unsent {
+			if f := byKey[keyOf(j.Event)]; f != nil && !f.failed {
+				f.failed = true
+				log.WarnContext(ctx, "delivery jobs not enqueued; the message will be retried", fanAttrs(f)...)
+			}
+		}
+	}
+
+	// Mark the fully sent events. If marking fails the message is retried and fans out
+	// again: receivers then see a duplicate (same webhook-id), which is better than an
+	// event that a later redelivery would wrongly take as done.
+	parallel(len(pending), func(i int) {
+		f := pending[i]
+		if f.failed {
+			return
+		}
+		if err := h.Events.MarkFannedOut(ctx, f.event); err != nil {
+			f.failed = true
+			log.WarnContext(ctx, "mark event fanned out failed; the message will be retried", fanAttrs(f, "error", err)...)
+			return
+		}
+		log.DebugContext(ctx, "event fanned out", fanAttrs(f, "jobs", f.jobs)...)
+	})
+	for _, f := range pending {
+		if f.failed {
+			for _, r := range f.records {
+				r.failed = true
+			}
+		}
+	}
+
+	var resp events.SQSEventResponse
+	for _, r := range recs {
+		if r.failed {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.msgID})
+		}
+	}
+	log.InfoContext(ctx, "ingest batch done", "records", len(recs), "events", len(valid), "fanned_out", len(pending),
+		"jobs", len(jobs), "failures", len(resp.BatchItemFailures))
+	return resp, nil
+}
+
+// deadLetter moves a malformed message to the ingest DLQ. Only when that fails is the
+// message reported as failed, so SQS retries it and, after the last receive, redrives it.
+func (h *Handler) deadLetter(ctx context.Context, log *slog.Logger, r *record, body string, reason error) {
+	if err := h.DeadLetters.Send(ctx, body, reason.Error(), r.msgID); err != nil {
+		r.failed = true
+		log.ErrorContext(ctx, "dead-letter malformed event failed; the message will be retried",
+			"message_id", r.msgID, "reason", reason.Error(), "error", err)
+		return
+	}
+	h.Metrics.Add(metrics.EventsRejected, 1)
+	log.WarnContext(ctx, "malformed event dead-lettered", "message_id", r.msgID, "reason", reason.Error(), "bytes", len(body))
+}
+
+// listing is a tenant's active endpoints, or why they could not be listed.
+type listing struct {
+	endpoints []domain.Endpoint
+	err       error
+}
+
+// activeEndpoints lists every active endpoint of the tenant, page by page.
+func (h *Handler) activeEndpoints(ctx context.Context, tenantID string) listing {
+	var l listing
+	after := ""
+	for {
+		page, more, err := h.Endpoints.ListEndpoints(ctx, tenantID, endpointPageSize, after)
+		if err != nil {
+			return listing{err: err}
+		}
+		for _, ep := range page {
+			if ep.Status == domain.StatusActive {
+				l.endpoints = append(l.endpoints, ep)
+			}
+		}
+		if !more || len(page) == 0 {
+			return l
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// parallel runs fn(0..n-1) with at most storeConcurrency calls at a time.
+func parallel(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	sem := make(chan struct{}, storeConcurrency)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// eventAttrs are the log attributes of a record: identifiers only, never the payload.
+func eventAttrs(r *record, extra ...any) []any {
+	return append([]any{"message_id", r.msgID, "event_id", r.event.ID, "tenant_id", r.event.TenantID,
+		"type", r.event.Type, "occurred_at", r.event.OccurredAt.Format(time.RFC3339Nano)}, extra...)
+}
+
+// fanAttrs are the log attributes of an event being fanned out.
+func fanAttrs(f *fanOut, extra ...any) []any {
+	ids := make([]string, len(f.records))
+	for i, r := range f.records {
+		ids[i] = r.msgID
+	}
+	return append([]any{"message_ids", ids, "event_id", f.event.ID, "tenant_id", f.event.TenantID,
+		"type", f.event.Type, "occurred_at", f.event.OccurredAt.Format(time.RFC3339Nano)}, extra...)
+}

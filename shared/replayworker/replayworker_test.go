@@ -1,0 +1,711 @@
+package replayworker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/datajetty/webhooks/shared/app"
+	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/queue"
+	"github.com/datajetty/webhooks/shared/replayworker"
+	"github.com/datajetty/webhooks/shared/store"
+	"github.com/datajetty/webhooks/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// The adapters the Lambda function wires in satisfy the worker's ports.
+var (
+	_ replayworker.ReplayStore    = (*store.Replays)(nil)
+	_ replayworker.EndpointGetter = (*store.Endpoints)(nil)
+	_ replayworker.EventPager     = (*store.Events)(nil)
+	_ replayworker.JobSender      = (*queue.DeliveryJobs)(nil)
+	_ replayworker.Continuer      = (*queue.ReplayJobs)(nil)
+)
+
+// pageSize is small so a few events make several pages and checkpoints.
+const pageSize = 3
+
+const (
+	tenant      = "tenant-a"
+	otherTenant = "tenant-b"
+	// payloadMarker is in every event's data; it must never appear in a log.
+	payloadMarker = "payload-marker-7f3a"
+)
+
+// fixture is one provisioned stack with real store and queue adapters and an active
+// endpoint of tenant subscribed to export.* and import.done.
+type fixture struct {
+	q          *sqs.Client
+	env        map[string]string
+	endpoints  *store.Endpoints
+	replays    *store.Replays
+	events     *store.Events
+	jobs       *queue.DeliveryJobs
+	replayJobs *queue.ReplayJobs
+	ep         domain.Endpoint
+	now        time.Time // the moment replays are requested (their Until)
+	logs       *syncBuffer
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	stack := testenv.Stack(t, nil)
+	cfg := testenv.AWSConfig(t)
+	db, q := dynamodb.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
+	env := stack.Env
+	now := time.Now().UTC()
+	f := &fixture{
+		q:          q,
+		env:        env,
+		endpoints:  store.NewEndpoints(db, env["WEBHOOKS_ENDPOINTS_TABLE"]),
+		replays:    store.NewReplays(db, env["WEBHOOKS_REPLAYS_TABLE"], env["WEBHOOKS_ENDPOINTS_TABLE"]),
+		events:     store.NewEvents(db, env["WEBHOOKS_EVENTS_TABLE"]),
+		jobs:       queue.NewDeliveryJobs(q, env["WEBHOOKS_DELIVERY_QUEUE_URL"]),
+		replayJobs: queue.NewReplayJobs(q, env["WEBHOOKS_REPLAY_QUEUE_URL"]),
+		now:        now,
+		logs:       &syncBuffer{},
+		ep: domain.Endpoint{
+			TenantID:         tenant,
+			ID:               domain.NewID(domain.EndpointIDPrefix),
+			URL:              "https://example.com/hook",
+			Events:           []string{"export.*", "import.done"},
+			Status:           domain.StatusActive,
+			Version:          1,
+			CreatedAt:        now.Add(-24 * time.Hour),
+			UpdatedAt:        now.Add(-24 * time.Hour),
+			SecretCiphertext: []byte("dummy-ciphertext"),
+		},
+	}
+	if err := f.endpoints.CreateEndpoint(context.Background(), f.ep); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// deps returns the real adapters.
+func (f *fixture) deps() replayworker.Deps {
+	return replayworker.Deps{Replays: f.replays, Endpoints: f.endpoints, Events: f.events, Jobs: f.jobs, Continuer: f.replayJobs}
+}
+
+func (f *fixture) handler(d replayworker.Deps) *replayworker.Handler {
+	return replayworker.New(d, replayworker.Options{
+		PageSize: pageSize,
+		Logger:   slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+}
+
+// seed stores tenant's events before, inside and after [from, until), of subscribed and
+// other types, and another tenant's events inside it. It returns what a replay of
+// [from, until) to f.ep must enqueue.
+func (f *fixture) seed(t *testing.T, from, until time.Time) []domain.Event {
+	t.Helper()
+	types := []string{"export.done", "user.created", "import.done", "export.failed"}
+	n := 0
+	ev := func(tenantID, typ string, at time.Time) domain.Event {
+		n++
+		return domain.Event{
+			ID:         fmt.Sprintf("evt_%03d", n),
+			TenantID:   tenantID,
+			Type:       typ,
+			OccurredAt: at,
+			Data:       json.RawMessage(fmt.Sprintf(`{"n":%d,"note":"%s"}`, n, payloadMarker)),
+		}
+	}
+	var inside, outside []domain.Event
+	inside = append(inside, ev(tenant, "export.done", from)) // from itself is included
+	for i := 1; i <= 15; i++ {
+		inside = append(inside, ev(tenant, types[i%len(types)], from.Add(time.Duration(i)*17*time.Minute)))
+	}
+	inside = append(inside,
+		ev(tenant, "export.done", from.Add(2*17*time.Minute)), // the same instant as another
+		ev(tenant, "import.done", until.Add(-time.Millisecond)),
+	)
+	outside = append(outside,
+		ev(tenant, "export.done", from.Add(-time.Millisecond)),
+		ev(tenant, "export.done", from.Add(-2*time.Hour)),
+		ev(tenant, "export.done", until), // until is excluded: live delivery has it
+		ev(tenant, "import.done", until.Add(time.Hour)),
+		ev(otherTenant, "export.done", from.Add(time.Minute)),
+		ev(otherTenant, "import.done", from.Add(time.Hour)),
+		ev(otherTenant, "export.done", until.Add(-time.Minute)),
+	)
+	ctx := context.Background()
+	var want []domain.Event
+	for _, e := range append(inside, outside...) {
+		if _, err := f.events.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range inside {
+		if f.ep.Subscribes(e.Type) {
+			want = append(want, e)
+		}
+	}
+	if len(want) < 3*pageSize {
+		t.Fatalf("seed: only %d matching events; the tests need several pages", len(want))
+	}
+	return want
+}
+
+// start starts a replay of f.ep from from the way POST /replay does, at the given request
+// time, and returns it with its job as the worker receives it from the ReplayQueue.
+func (f *fixture) start(t *testing.T, from, at time.Time) (domain.Replay, events.SQSMessage) {
+	t.Helper()
+	starter := &app.Replays{Store: f.replays, Queue: f.replayJobs, Now: func() time.Time { return at }}
+	r, err := starter.Start(context.Background(), tenant, f.ep.ID, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range f.receive(t, f.env["WEBHOOKS_REPLAY_QUEUE_URL"]) {
+		if strings.Contains(m.Body, r.ID) {
+			return r, m
+		}
+	}
+	t.Fatalf("the job of replay %s is not on the ReplayQueue", r.ID)
+	return r, events.SQSMessage{}
+}
+
+// receive drains the visible messages of a queue, as Lambda's event source hands them over.
+func (f *fixture) receive(t *testing.T, url string) []events.SQSMessage {
+	t.Helper()
+	var msgs []events.SQSMessage
+	for empty := 0; empty < 2; {
+		out, err := f.q.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl:                    &url,
+			MaxNumberOfMessages:         10,
+			VisibilityTimeout:           900,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			empty++
+			continue
+		}
+		for _, m := range out.Messages {
+			if m.Attributes == nil {
+				m.Attributes = map[string]string{}
+			}
+			msgs = append(msgs, events.SQSMessage{
+				MessageId:     aws.ToString(m.MessageId),
+				ReceiptHandle: aws.ToString(m.ReceiptHandle),
+				Body:          aws.ToString(m.Body),
+				Attributes:    m.Attributes,
+				EventSource:   "aws:sqs",
+			})
+		}
+	}
+	return msgs
+}
+
+// delivered drains the DeliveryQueue.
+func (f *fixture) delivered(t *testing.T) []domain.DeliveryJob {
+	t.Helper()
+	var jobs []domain.DeliveryJob
+	for _, m := range f.receive(t, f.env["WEBHOOKS_DELIVERY_QUEUE_URL"]) {
+		j, err := queue.ParseDeliveryJob(m.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs
+}
+
+// startAnother reports the error of starting another replay of f.ep now: nil once the
+// endpoint's lock is free.
+func (f *fixture) startAnother() error {
+	starter := &app.Replays{Store: f.replays, Queue: f.replayJobs, Now: time.Now}
+	_, err := starter.Start(context.Background(), tenant, f.ep.ID, time.Now().Add(-time.Hour))
+	return err
+}
+
+func (f *fixture) replay(t *testing.T, id string) domain.Replay {
+	t.Helper()
+	r, err := (&app.Replays{Store: f.replays}).Get(context.Background(), tenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func sqsEvent(msgs ...events.SQSMessage) events.SQSEvent { return events.SQSEvent{Records: msgs} }
+
+func handle(t *testing.T, ctx context.Context, h *replayworker.Handler, msgs ...events.SQSMessage) []string {
+	t.Helper()
+	resp, err := h.Handle(ctx, sqsEvent(msgs...))
+	if err != nil {
+		t.Fatalf("Handle returned an error (it must report failed items instead): %v", err)
+	}
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	return failed
+}
+
+// checkJobs checks that every job is a replay job of r for f.ep carrying one of want's
+// events unchanged, and returns how many times each event id was delivered.
+func checkJobs(t *testing.T, f *fixture, r domain.Replay, jobs []domain.DeliveryJob, want []domain.Event) map[string]int {
+	t.Helper()
+	byID := map[string]domain.Event{}
+	for _, e := range want {
+		byID[e.ID] = e
+	}
+	count := map[string]int{}
+	for _, j := range jobs {
+		e, ok := byID[j.Event.ID]
+		if !ok {
+			t.Errorf("unexpected job for event %s (%s at %s, tenant %s)", j.Event.ID, j.Event.Type, j.Event.OccurredAt, j.Event.TenantID)
+			continue
+		}
+		count[e.ID]++
+		if j.TenantID != tenant || j.EndpointID != f.ep.ID || j.ReplayID != r.ID {
+			t.Errorf("job of %s: tenant %q endpoint %q replay %q, want %q %q %q", e.ID, j.TenantID, j.EndpointID, j.ReplayID, tenant, f.ep.ID, r.ID)
+		}
+		if j.Event.TenantID != e.TenantID || j.Event.Type != e.Type || !j.Event.OccurredAt.Equal(e.OccurredAt) || string(j.Event.Data) != string(e.Data) {
+			t.Errorf("job of %s carries %+v, want the original %+v", e.ID, j.Event, e)
+		}
+	}
+	for _, e := range want {
+		if count[e.ID] == 0 {
+			t.Errorf("event %s (%s at %s) was not enqueued: a gap", e.ID, e.Type, e.OccurredAt)
+		}
+	}
+	return count
+}
+
+func TestReplayEnqueuesExactlyTheMatchingEvents(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	from := f.now.Add(-5 * time.Hour)
+	want := f.seed(t, from, f.now)
+	r, msg := f.start(t, from, f.now)
+	if !r.Until.Equal(f.now) {
+		t.Fatalf("replay until %s, want the request time %s", r.Until, f.now)
+	}
+	h := f.handler(f.deps())
+
+	if failed := handle(t, context.Background(), h, msg); len(failed) != 0 {
+		t.Fatalf("failed items %v", failed)
+	}
+	jobs := f.delivered(t)
+	for id, n := range checkJobs(t, f, r, jobs, want) {
+		if n != 1 {
+			t.Errorf("event %s enqueued %d times, want once", id, n)
+		}
+	}
+	if len(jobs) != len(want) {
+		t.Errorf("%d jobs enqueued, want %d", len(jobs), len(want))
+	}
+
+	got := f.replay(t, r.ID)
+	if got.Status != domain.ReplayCompleted || got.Enqueued != int64(len(want)) || got.Cursor != "" || got.Error != "" {
+		t.Errorf("replay = status %s enqueued %d cursor %q error %q, want completed %d", got.Status, got.Enqueued, got.Cursor, got.Error, len(want))
+	}
+	if err := f.startAnother(); err != nil {
+		t.Errorf("the endpoint's replay lock was not released: %v", err)
+	}
+
+	// SQS delivers at least once: the same job again changes nothing.
+	if failed := handle(t, context.Background(), h, msg); len(failed) != 0 {
+		t.Fatalf("redelivered job: failed items %v", failed)
+	}
+	if again := f.delivered(t); len(again) != 0 {
+		t.Errorf("a redelivered job of a completed replay enqueued %d jobs", len(again))
+	}
+
+	logs := f.logs.String()
+	if strings.Contains(logs, payloadMarker) {
+		t.Errorf("event data reached the logs:\n%s", logs)
+	}
+	for _, s := range []string{`"replay_id":"` + r.ID, `"tenant_id":"` + tenant, `"endpoint_id":"` + f.ep.ID, `"msg":"replay completed"`, fmt.Sprintf(`"enqueued":%d`, len(want))} {
+		if !strings.Contains(logs, s) {
+			t.Errorf("logs lack %s:\n%s", s, logs)
+		}
+	}
+}
+
+// pageRecorder remembers the pages the worker read.
+type pageRecorder struct {
+	replayworker.EventPager
+	mu    sync.Mutex
+	pages []recordedPage
+}
+
+type recordedPage struct {
+	cursor, next string
+	ids          []string
+}
+
+func (p *pageRecorder) Page(ctx context.Context, tenantID string, from, until time.Time, cursor string, limit int) ([]domain.Event, string, error) {
+	evs, next, err := p.EventPager.Page(ctx, tenantID, from, until, cursor, limit)
+	if err == nil {
+		pg := recordedPage{cursor: cursor, next: next}
+		for _, e := range evs {
+			pg.ids = append(pg.ids, e.ID)
+		}
+		p.mu.Lock()
+		p.pages = append(p.pages, pg)
+		p.mu.Unlock()
+	}
+	return evs, next, err
+}
+
+func (p *pageRecorder) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pages)
+}
+
+// failingSender sends the first job of the failAt-th page and reports the rest failed, as
+// a SendMessageBatch whose retries ran out would.
+type failingSender struct {
+	replayworker.JobSender
+	pages  *pageRecorder
+	failAt int
+}
+
+func (s *failingSender) Send(ctx context.Context, jobs []domain.DeliveryJob) ([]domain.DeliveryJob, error) {
+	if s.pages.count() != s.failAt {
+		return s.JobSender.Send(ctx, jobs)
+	}
+	if _, err := s.JobSender.Send(ctx, jobs[:1]); err != nil {
+		return nil, err
+	}
+	return jobs[1:], nil
+}
+
+// crashingStore fails the checkpoint after the crashAt-th page: the page's jobs are on the
+// queue but the cursor is not saved, as when the function dies between the two.
+type crashingStore struct {
+	replayworker.ReplayStore
+	pages   *pageRecorder
+	crashAt int
+}
+
+func (s *crashingStore) UpdateProgress(ctx context.Context, r domain.Replay, leaseUntil, now time.Time) error {
+	if s.pages.count() == s.crashAt {
+		return errors.New("simulated crash before the checkpoint")
+	}
+	return s.ReplayStore.UpdateProgress(ctx, r, leaseUntil, now)
+}
+
+// TestReplayResumesWithoutGaps interrupts a replay on its third page and re-runs the
+// same job: every matching event is enqueued, and only the interrupted page's events may
+// be enqueued twice.
+func TestReplayResumesWithoutGaps(t *testing.T) {
+	t.Parallel()
+	const failPage = 3
+	for _, tc := range []struct {
+		name string
+		// wrap installs the failure on the first run's adapters.
+		wrap func(d *replayworker.Deps, pages *pageRecorder)
+	}{
+		{"send fails", func(d *replayworker.Deps, pages *pageRecorder) {
+			d.Jobs = &failingSender{JobSender: d.Jobs, pages: pages, failAt: failPage}
+		}},
+		{"crash between send and checkpoint", func(d *replayworker.Deps, pages *pageRecorder) {
+			d.Replays = &crashingStore{ReplayStore: d.Replays, pages: pages, crashAt: failPage}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := newFixture(t)
+			from := f.now.Add(-5 * time.Hour)
+			want := f.seed(t, from, f.now)
+			r, msg := f.start(t, from, f.now)
+
+			pages := &pageRecorder{EventPager: f.events}
+			d := f.deps()
+			d.Events = pages
+			tc.wrap(&d, pages)
+			if failed := handle(t, ctx, f.handler(d), msg); !slices.Equal(failed, []string{msg.MessageId}) {
+				t.Fatalf("failed items %v, want the job %s reported failed", failed, msg.MessageId)
+			}
+			if pages.count() != failPage {
+				t.Fatalf("the worker read %d pages, want it to stop at page %d", pages.count(), failPage)
+			}
+			first := f.delivered(t)
+			got := f.replay(t, r.ID)
+			if got.Status != domain.ReplayRunning || got.Cursor != pages.pages[failPage-2].next {
+				t.Errorf("after the failure: status %s cursor %q, want running with the cursor after page %d (%q)", got.Status, got.Cursor, failPage-1, pages.pages[failPage-2].next)
+			}
+			var before int64
+			for _, pg := range pages.pages[:failPage-1] {
+				for _, id := range pg.ids {
+					if slices.ContainsFunc(want, func(e domain.Event) bool { return e.ID == id }) {
+						before++
+					}
+				}
+			}
+			if got.Enqueued != before {
+				t.Errorf("after the failure: enqueued %d, want the %d jobs of the checkpointed pages", got.Enqueued, before)
+			}
+			if err := f.startAnother(); !errors.Is(err, domain.ErrConflict) {
+				t.Errorf("another replay could start while this one is unfinished: %v", err)
+			}
+
+			// SQS redelivers the job; the worker resumes from the checkpoint.
+			msg.Attributes["ApproximateReceiveCount"] = "2"
+			if failed := handle(t, ctx, f.handler(f.deps()), msg); len(failed) != 0 {
+				t.Fatalf("resumed run: failed items %v", failed)
+			}
+			second := f.delivered(t)
+			count := checkJobs(t, f, r, append(first, second...), want)
+			interrupted := pages.pages[failPage-1].ids
+			dups := 0
+			for id, n := range count {
+				if n > 1 {
+					dups += n - 1
+					if n > 2 || !slices.Contains(interrupted, id) {
+						t.Errorf("event %s enqueued %d times; only the interrupted page %v may be sent twice", id, n, interrupted)
+					}
+				}
+			}
+			if dups > pageSize {
+				t.Errorf("%d duplicate jobs, more than one page (%d)", dups, pageSize)
+			}
+			t.Logf("%d jobs before the failure, %d after, %d duplicates", len(first), len(second), dups)
+
+			got = f.replay(t, r.ID)
+			if got.Status != domain.ReplayCompleted || got.Enqueued != int64(len(want)) {
+				t.Errorf("replay = status %s enqueued %d, want completed %d", got.Status, got.Enqueued, len(want))
+			}
+			if err := f.startAnother(); err != nil {
+				t.Errorf("the endpoint's replay lock was not released: %v", err)
+			}
+		})
+	}
+}
+
+// TestReplayContinuesBeforeDeadline runs a replay in an invocation whose deadline is
+// already within the margin: it enqueues one page, checkpoints, and hands the rest on to a
+// new ReplayQueue message.
+func TestReplayContinuesBeforeDeadline(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	from := f.now.Add(-5 * time.Hour)
+	want := f.seed(t, from, f.now)
+	r, msg := f.start(t, from, f.now)
+	pages := &pageRecorder{EventPager: f.events}
+	d := f.deps()
+	d.Events = pages
+	h := f.handler(d)
+
+	ctx, cancel := context.WithTimeout(context.Background(), replayworker.DefaultDeadlineMargin-10*time.Second)
+	defer cancel()
+	if failed := handle(t, ctx, h, msg); len(failed) != 0 {
+		t.Fatalf("failed items %v, want the job acknowledged", failed)
+	}
+	if pages.count() != 1 {
+		t.Fatalf("the worker read %d pages, want 1 before handing on", pages.count())
+	}
+	first := f.delivered(t)
+	got := f.replay(t, r.ID)
+	if got.Status != domain.ReplayRunning || got.Cursor != pages.pages[0].next || got.Enqueued != int64(len(first)) {
+		t.Errorf("after one page: status %s cursor %q enqueued %d, want running %q %d", got.Status, got.Cursor, got.Enqueued, pages.pages[0].next, len(first))
+	}
+	cont := f.receive(t, f.env["WEBHOOKS_REPLAY_QUEUE_URL"])
+	if len(cont) != 1 {
+		t.Fatalf("%d messages on the ReplayQueue, want one continuation", len(cont))
+	}
+	if job, err := queue.ParseReplayJob(cont[0].Body); err != nil || job.ReplayID != r.ID || job.TenantID != tenant {
+		t.Fatalf("continuation = %+v, %v; want replay %s", job, err, r.ID)
+	}
+
+	if failed := handle(t, context.Background(), h, cont[0]); len(failed) != 0 {
+		t.Fatalf("continuation: failed items %v", failed)
+	}
+	for id, n := range checkJobs(t, f, r, append(first, f.delivered(t)...), want) {
+		if n != 1 {
+			t.Errorf("event %s enqueued %d times, want once", id, n)
+		}
+	}
+	if got := f.replay(t, r.ID); got.Status != domain.ReplayCompleted || got.Enqueued != int64(len(want)) {
+		t.Errorf("replay = status %s enqueued %d, want completed %d", got.Status, got.Enqueued, len(want))
+	}
+	if !strings.Contains(f.logs.String(), "replay continues in a new invocation") {
+		t.Errorf("no log line for the hand-off:\n%s", f.logs)
+	}
+}
+
+func TestReplayOfDisabledEndpointFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	from := f.now.Add(-5 * time.Hour)
+	f.seed(t, from, f.now)
+	r, msg := f.start(t, from, f.now)
+
+	disabled := f.ep
+	disabled.Status, disabled.DisabledReason, disabled.Version = domain.StatusDisabled, "410 Gone", 2
+	if err := f.endpoints.UpdateEndpoint(ctx, disabled, 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if failed := handle(t, ctx, f.handler(f.deps()), msg); len(failed) != 0 {
+		t.Fatalf("failed items %v, want the job acknowledged", failed)
+	}
+	if jobs := f.delivered(t); len(jobs) != 0 {
+		t.Errorf("%d jobs enqueued for a disabled endpoint", len(jobs))
+	}
+	got := f.replay(t, r.ID)
+	if got.Status != domain.ReplayFailed || !strings.Contains(got.Error, "disabled") || got.Enqueued != 0 {
+		t.Errorf("replay = status %s error %q enqueued %d, want failed because the endpoint is disabled", got.Status, got.Error, got.Enqueued)
+	}
+	// Re-enabled, the endpoint can be replayed again: the failed replay released its lock.
+	disabled.Status, disabled.DisabledReason, disabled.Version = domain.StatusActive, "", 3
+	if err := f.endpoints.UpdateEndpoint(ctx, disabled, 2, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.startAnother(); err != nil {
+		t.Errorf("the endpoint's replay lock was not released: %v", err)
+	}
+}
+
+// TestReplayThatLostItsLockStops: a replay whose lease expired and whose lock another
+// replay took must not send anything.
+func TestReplayThatLostItsLockStops(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	stale := f.now.Add(-domain.ReplayLease - 10*time.Minute)
+	from := stale.Add(-4 * time.Hour)
+	f.seed(t, from, stale)
+	r, msg := f.start(t, from, stale) // leased until 10 minutes ago
+	if err := f.startAnother(); err != nil {
+		t.Fatalf("a replay after the lease expired: %v", err)
+	}
+
+	if failed := handle(t, context.Background(), f.handler(f.deps()), msg); len(failed) != 0 {
+		t.Fatalf("failed items %v, want the job acknowledged", failed)
+	}
+	if jobs := f.delivered(t); len(jobs) != 0 {
+		t.Errorf("a replay without the lock enqueued %d jobs", len(jobs))
+	}
+	if got := f.replay(t, r.ID); got.Status != domain.ReplayFailed || got.Error == "" {
+		t.Errorf("replay = status %s error %q, want failed with a reason", got.Status, got.Error)
+	}
+	var de *domain.Error
+	if err := f.startAnother(); !errors.As(err, &de) || de.Reason != domain.ReasonReplayInProgress {
+		t.Errorf("the other replay's lock was released: %v", err)
+	}
+}
+
+// TestReplayGivesUpOnLastReceive: a job that keeps failing is retried by SQS; on its last
+// receive the replay is marked failed (and its lock released) before the DLQ takes it.
+func TestReplayGivesUpOnLastReceive(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	from := f.now.Add(-5 * time.Hour)
+	f.seed(t, from, f.now)
+	r, msg := f.start(t, from, f.now)
+	d := f.deps()
+	d.Jobs = rejectAll{}
+	h := f.handler(d)
+
+	if failed := handle(t, ctx, h, msg); len(failed) != 1 {
+		t.Fatalf("failed items %v, want the job", failed)
+	}
+	if got := f.replay(t, r.ID); got.Status != domain.ReplayRunning {
+		t.Errorf("after a failed attempt: status %s, want running (SQS retries)", got.Status)
+	}
+	msg.Attributes["ApproximateReceiveCount"] = fmt.Sprint(replayworker.DefaultMaxReceives)
+	if failed := handle(t, ctx, h, msg); len(failed) != 1 {
+		t.Fatalf("last receive: failed items %v, want the job (for the DLQ)", failed)
+	}
+	if got := f.replay(t, r.ID); got.Status != domain.ReplayFailed || !strings.Contains(got.Error, "gave up") {
+		t.Errorf("after the last attempt: status %s error %q, want failed", got.Status, got.Error)
+	}
+	if err := f.startAnother(); err != nil {
+		t.Errorf("the endpoint's replay lock was not released: %v", err)
+	}
+}
+
+// rejectAll is a JobSender whose every job fails.
+type rejectAll struct{}
+
+func (rejectAll) Send(_ context.Context, jobs []domain.DeliveryJob) ([]domain.DeliveryJob, error) {
+	return jobs, nil
+}
+
+func TestReplayJobsThatCannotRun(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := f.handler(f.deps())
+	unknown := events.SQSMessage{MessageId: "m-unknown", Body: `{"tenant_id":"tenant-a","replay_id":"` + domain.NewID(domain.ReplayIDPrefix) + `"}`}
+	malformed := events.SQSMessage{MessageId: "m-malformed", Body: `{"tenant_id":"tenant-a"}`}
+	// The unknown replay is acknowledged; the malformed job is failed so SQS redrive
+	// dead-letters it instead of it vanishing.
+	if failed := handle(t, context.Background(), h, unknown, malformed); !slices.Equal(failed, []string{"m-malformed"}) {
+		t.Errorf("failed items %v, want [m-malformed]", failed)
+	}
+}
+
+// TestSampleEvent feeds events/replay-worker.json, as raw JSON, through the runtime's own
+// decoding to the handler: it names a replay that does not exist, so it is acknowledged.
+func TestSampleEvent(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "events", "replay-worker.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.SQSEvent
+	if err := json.Unmarshal(raw, &ev); err != nil || len(ev.Records) != 1 {
+		t.Fatalf("fixture: %d records, %v", len(ev.Records), err)
+	}
+	if _, err := queue.ParseReplayJob(ev.Records[0].Body); err != nil {
+		t.Errorf("fixture body: %v", err)
+	}
+	if ev.Records[0].Attributes["ApproximateReceiveCount"] == "" {
+		t.Error("fixture lacks the ApproximateReceiveCount attribute")
+	}
+	f := newFixture(t)
+	out, err := lambda.NewHandler(f.handler(f.deps()).Handle).Invoke(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp events.SQSEventResponse
+	if err := json.Unmarshal(out, &resp); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Errorf("response %s (%v), want no failed items", out, err)
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/datajetty/webhooks/shared/domain"
+)
+
+// rawEndpoint reads the stored endpoint item as DynamoDB holds it.
+func rawEndpoint(t *testing.T, s *Endpoints, tenantID, endpointID string) map[string]types.AttributeValue {
+	t.Helper()
+	av, err := s.get(context.Background(), tenantID, endpointSK(endpointID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return av
+}
+
+func deadStreak(t *testing.T, s *Endpoints, ep domain.Endpoint) string {
+	t.Helper()
+	if n, ok := rawEndpoint(t, s, ep.TenantID, ep.ID)["dead_streak"].(*types.AttributeValueMemberN); ok {
+		return n.Value
+	}
+	return ""
+}
+
+func mustGet(t *testing.T, s *Endpoints, ep domain.Endpoint) domain.Endpoint {
+	t.Helper()
+	got, err := s.GetEndpoint(context.Background(), ep.TenantID, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestAdvanceWatermark(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEndpoints(t)
+	ep := newEndpoint("tenant-a", "https://example.com/hook")
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+
+	steps := []struct {
+		name string
+		to   time.Time
+		want time.Time
+	}{
+		{"first", tWhole, tWhole},
+		// "…:26.5Z" sorts before "…:26Z" in trimmed RFC 3339; the fixed width gets it right.
+		{"half a second later", tWhole.Add(500 * time.Millisecond), tWhole.Add(500 * time.Millisecond)},
+		{"older is ignored", tWhole, tWhole.Add(500 * time.Millisecond)},
+		{"equal is ignored", tWhole.Add(500 * time.Millisecond), tWhole.Add(500 * time.Millisecond)},
+		{"a nanosecond later", tWhole.Add(500*time.Millisecond + 1), tWhole.Add(500*time.Millisecond + 1)},
+		{"whole second after a fraction", tWhole.Add(time.Second), tWhole.Add(time.Second)},
+	}
+	for _, st := range steps {
+		if err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, st.to); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := mustGet(t, s, ep).Watermark; !got.Equal(st.want) {
+			t.Errorf("%s: watermark = %s, want %s", st.name, got, st.want)
+		}
+	}
+	stored := rawEndpoint(t, s, ep.TenantID, ep.ID)["watermark"].(*types.AttributeValueMemberS).Value
+	if want := "2026-03-14T15:09:27.000000000Z"; stored != want {
+		t.Errorf("stored watermark %q, want the fixed-width %q", stored, want)
+	}
+
+	t.Run("missing endpoint", func(t *testing.T) {
+		ghost := domain.NewID(domain.EndpointIDPrefix)
+		if err := s.AdvanceWatermark(ctx, ep.TenantID, ghost, tWhole); err != nil {
+			t.Fatal(err)
+		}
+		if av := rawEndpoint(t, s, ep.TenantID, ghost); av != nil {
+			t.Fatalf("AdvanceWatermark created an item for a missing endpoint: %v", av)
+		}
+	})
+}
+
+func TestUpdateEndpointKeepsDeliveryState(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEndpoints(t)
+	ep := newEndpoint("tenant-a", "https://example.com/hook")
+	ep.Watermark = t0
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	read := mustGet(t, s, ep) // the tenant's request reads the endpoint…
+	// …deliveries move on meanwhile…
+	if err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, 10, t0); err != nil {
+		t.Fatal(err)
+	}
+	// …and the update, written from the stale read, must not move the watermark back.
+	next := read
+	next.Version++
+	next.Events = []string{"*"}
+	if err := s.UpdateEndpoint(ctx, next, read.Version, read.URL); err != nil {
+		t.Fatal(err)
+	}
+	got := mustGet(t, s, ep)
+	if !got.Watermark.Equal(t0.Add(time.Hour)) {
+		t.Errorf("watermark after update = %s, want %s", got.Watermark, t0.Add(time.Hour))
+	}
+	if len(got.Events) != 1 || got.Events[0] != "*" {
+		t.Errorf("events = %v, the update was lost", got.Events)
+	}
+	if streak := deadStreak(t, s, ep); streak != "1" {
+		t.Errorf("dead_streak after update = %q, want 1", streak)
+	}
+
+	// Nor does an update drop a watermark it does not know of.
+	fresh := newEndpoint("tenant-a", "https://example.com/fresh")
+	if err := s.CreateEndpoint(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdvanceWatermark(ctx, fresh.TenantID, fresh.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	upd := fresh // Watermark zero, as read before the first delivery
+	upd.Version++
+	if err := s.UpdateEndpoint(ctx, upd, fresh.Version, fresh.URL); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, fresh).Watermark; !got.Equal(t0) {
+		t.Errorf("watermark after an update from before it existed = %s, want %s", got, t0)
+	}
+}
+
+func TestDisable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEndpoints(t)
+	ep := newEndpoint("tenant-a", "https://example.com/hook")
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, 10, t0); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Minute)
+	if err := s.Disable(ctx, ep.TenantID, ep.ID, "410 Gone", now); err != nil {
+		t.Fatal(err)
+	}
+	got := mustGet(t, s, ep)
+	if got.Status != domain.StatusDisabled || got.DisabledReason != "410 Gone" || got.Version != ep.Version+1 || !got.UpdatedAt.Equal(now) {
+		t.Errorf("after Disable: status %s reason %q version %d updated %s", got.Status, got.DisabledReason, got.Version, got.UpdatedAt)
+	}
+	if streak := deadStreak(t, s, ep); streak != "" {
+		t.Errorf("dead_streak after Disable = %q, want none", streak)
+	}
+
+	t.Run("a tenant update from the old version conflicts", func(t *testing.T) {
+		stale := ep // read before the disable: active, version 1
+		stale.Version = ep.Version + 1
+		wantReason(t, s.UpdateEndpoint(ctx, stale, ep.Version, ep.URL), domain.ReasonVersionMismatch)
+		if got := mustGet(t, s, ep); got.Status != domain.StatusDisabled {
+			t.Errorf("status = %s, the stale update re-enabled the endpoint", got.Status)
+		}
+	})
+
+	t.Run("already disabled keeps the first reason", func(t *testing.T) {
+		if err := s.Disable(ctx, ep.TenantID, ep.ID, "other", now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustGet(t, s, ep); got.DisabledReason != "410 Gone" || got.Version != ep.Version+1 {
+			t.Errorf("second Disable changed the endpoint: reason %q version %d", got.DisabledReason, got.Version)
+		}
+	})
+
+	t.Run("missing endpoint", func(t *testing.T) {
+		ghost := domain.NewID(domain.EndpointIDPrefix)
+		if err := s.Disable(ctx, ep.TenantID, ghost, "410 Gone", now); err != nil {
+			t.Fatal(err)
+		}
+		if av := rawEndpoint(t, s, ep.TenantID, ghost); av != nil {
+			t.Fatalf("Disable created an item for a missing endpoint: %v", av)
+		}
+	})
+}
+
+func TestRecordExhausted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEndpoints(t)
+	ep := newEndpoint("tenant-a", "https://example.com/hook")
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+
+	exhaust := func(threshold int) bool {
+		t.Helper()
+		disabled, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, threshold, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return disabled
+	}
+
+	// A success in between resets the streak, even for an event older than the watermark.
+	exhaust(3)
+	exhaust(3)
+	if err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	exhaust(3)
+	if err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if streak := deadStreak(t, s, ep); streak != "" {
+		t.Fatalf("dead_streak after an older success = %q, want none", streak)
+	}
+
+	for i := 1; i <= 3; i++ {
+		if disabled := exhaust(3); disabled != (i == 3) {
+			t.Fatalf("exhausted delivery %d: disabled = %v", i, disabled)
+		}
+	}
+	got := mustGet(t, s, ep)
+	if got.Status != domain.StatusDisabled || got.DisabledReason != "3 consecutive deliveries exhausted all retries" {
+		t.Fatalf("after 3 exhausted deliveries: %s %q", got.Status, got.DisabledReason)
+	}
+	if exhaust(3) {
+		t.Error("a disabled endpoint was disabled again")
+	}
+	if streak := deadStreak(t, s, ep); streak != "" {
+		t.Errorf("a disabled endpoint counts exhausted deliveries: dead_streak %q", streak)
+	}
+
+	t.Run("missing endpoint", func(t *testing.T) {
+		ghost := domain.NewID(domain.EndpointIDPrefix)
+		disabled, err := s.RecordExhausted(ctx, ep.TenantID, ghost, 1, t0)
+		if err != nil || disabled {
+			t.Fatalf("RecordExhausted(missing) = %v, %v", disabled, err)
+		}
+		if av := rawEndpoint(t, s, ep.TenantID, ghost); av != nil {
+			t.Fatalf("RecordExhausted created an item for a missing endpoint: %v", av)
+		}
+	})
+}
+
+func TestRecordExhaustedConcurrentDisablesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEndpoints(t)
+	ep := newEndpoint("tenant-a", "https://example.com/hook")
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	const callers, threshold = 12, 5
+	var wg sync.WaitGroup
+	results := make([]bool, callers)
+	errs := make([]error, callers)
+	for i := range callers {
+		wg.Go(func() { results[i], errs[i] = s.RecordExhausted(ctx, ep.TenantID, ep.ID, threshold, t0) })
+	}
+	wg.Wait()
+	n := 0
+	for i := range callers {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if results[i] {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d callers disabled the endpoint, want exactly 1", n)
+	}
+	if got := mustGet(t, s, ep); got.Status != domain.StatusDisabled || got.Version != ep.Version+1 {
+		t.Fatalf("status %s version %d", got.Status, got.Version)
+	}
+}
+
+func TestEndpointStateDependencyDown(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := NewEndpoints(downClient(t), "endpoints")
+	wantKind(t, s.AdvanceWatermark(ctx, "tenant-a", "ep_1", t0), domain.ErrUnavailable)
+	wantKind(t, s.Disable(ctx, "tenant-a", "ep_1", "410 Gone", t0), domain.ErrUnavailable)
+	_, err := s.RecordExhausted(ctx, "tenant-a", "ep_1", 5, t0)
+	wantKind(t, err, domain.ErrUnavailable)
+}

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/datajetty/webhooks/shared/domain"
+)
+
+func newEvents(t *testing.T) (*Events, *dynamodb.Client, string) {
+	db, env := newStack(t)
+	table := env["WEBHOOKS_EVENTS_TABLE"]
+	return NewEvents(db, table), db, table
+}
+
+func newEvent(tenant, id string, at time.Time) domain.Event {
+	return domain.Event{ID: id, TenantID: tenant, Type: "export.done", OccurredAt: at, Data: json.RawMessage(`{"n":1}`)}
+}
+
+func TestEventPutDuplicateFannedOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, db, table := newEvents(t)
+
+	e := newEvent("tenant-a", "evt_1", t0)
+	res, err := s.Put(ctx, e)
+	if err != nil || res != (PutResult{}) {
+		t.Fatalf("first Put = %+v, %v; want a new event", res, err)
+	}
+	res, err = s.Put(ctx, e)
+	if err != nil || res != (PutResult{Duplicate: true}) {
+		t.Fatalf("second Put = %+v, %v; want a duplicate not fanned out", res, err)
+	}
+	if err := s.MarkFannedOut(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	// A producer retry resends the same envelope; different content under the same key is
+	// still the same event, and the stored copy wins.
+	again := e
+	again.Data = json.RawMessage(`{"n":2}`)
+	res, err = s.Put(ctx, again)
+	if err != nil || res != (PutResult{Duplicate: true, FannedOut: true}) {
+		t.Fatalf("Put after MarkFannedOut = %+v, %v; want a fanned-out duplicate", res, err)
+	}
+
+	// The fallback read, when DynamoDB does not return the old item.
+	bare := NewEvents(bareErrors(t), table)
+	if res, err := bare.Put(ctx, e); err != nil || res != (PutResult{Duplicate: true, FannedOut: true}) {
+		t.Fatalf("Put without ALL_OLD = %+v, %v", res, err)
+	}
+
+	// The same id at another instant is another event (the key is tenant, occurred_at, id).
+	if res, err := s.Put(ctx, newEvent("tenant-a", "evt_1", t0.Add(time.Nanosecond))); err != nil || res.Duplicate {
+		t.Fatalf("Put at another instant = %+v, %v; want a new event", res, err)
+	}
+
+	// The stored item: attributes and TTL.
+	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: eventKey(e)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"pk":          "8:tenant-a#2026-03-14T15",
+		"sk":          "2026-03-14T15:09:26.535897932Z#evt_1",
+		"event_id":    "evt_1",
+		"tenant_id":   "tenant-a",
+		"type":        "export.done",
+		"occurred_at": "2026-03-14T15:09:26.535897932Z",
+		"data":        `{"n":1}`,
+	}
+	for k, v := range want {
+		if got, _ := out.Item[k].(*types.AttributeValueMemberS); got == nil || got.Value != v {
+			t.Errorf("%s = %#v, want %q", k, out.Item[k], v)
+		}
+	}
+	if got, _ := out.Item["fanned_out"].(*types.AttributeValueMemberBOOL); got == nil || !got.Value {
+		t.Errorf("fanned_out = %#v, want true", out.Item["fanned_out"])
+	}
+	wantExp := fmt.Sprint(t0.Add(domain.EventRetention + 24*time.Hour).Unix())
+	if got, _ := out.Item["expires_at"].(*types.AttributeValueMemberN); got == nil || got.Value != wantExp {
+		t.Errorf("expires_at = %#v, want %s", out.Item["expires_at"], wantExp)
+	}
+}
+
+func TestEventMarkFannedOutMissing(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newEvents(t)
+	err := s.MarkFannedOut(context.Background(), newEvent("tenant-a", "evt_none", t0))
+	wantKind(t, err, domain.ErrNotFound)
+}
+
+func TestEventPutStoreDown(t *testing.T) {
+	t.Parallel()
+	s := NewEvents(downClient(t), "events")
+	_, err := s.Put(context.Background(), newEvent("tenant-a", "evt_1", t0))
+	wantKind(t, err, domain.ErrUnavailable)
+	_, _, err = s.Page(context.Background(), "tenant-a", t0, t0.Add(time.Hour), "", 10)
+	wantKind(t, err, domain.ErrUnavailable)
+}
+
+// drain pages through [from, until) with the given limit and returns every event and the
+// number of calls, failing the test on a page over the limit.
+func drain(t *testing.T, s *Events, tenant string, from, until time.Time, limit int) ([]domain.Event, int) {
+	t.Helper()
+	var all []domain.Event
+	cursor := ""
+	for calls := 1; ; calls++ {
+		evs, next, err := s.Page(context.Background(), tenant, from, until, cursor, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > limit {
+			t.Fatalf("page of %d events, limit %d", len(evs), limit)
+		}
+		all = append(all, evs...)
+		if next == "" {
+			return all, calls
+		}
+		if calls > 100 {
+			t.Fatal("Page does not end")
+		}
+		cursor = next
+	}
+}
+
+func TestEventPage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, _ := newEvents(t)
+
+	base := time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
+	// Events over six hours (10:00–15:59), hour 12 empty, two events at one instant, plus
+	// another tenant's events at the same instants.
+	offsets := []time.Duration{
+		0, 59*time.Minute + 59*time.Second + 999999999, // hour 10: its first and last instants
+		time.Hour + 5*time.Minute, time.Hour + 5*time.Minute, time.Hour + 30*time.Minute, // hour 11
+		3*time.Hour + time.Second,                                                                // hour 13
+		4*time.Hour + 10*time.Minute, 4*time.Hour + 20*time.Minute, 4*time.Hour + 30*time.Minute, // hour 14
+		5*time.Hour + 59*time.Minute, // hour 15
+	}
+	var stored []domain.Event
+	for i, off := range offsets {
+		e := newEvent("tenant-a", fmt.Sprintf("evt_%02d", i), base.Add(off))
+		if _, err := s.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, e)
+		if _, err := s.Put(ctx, newEvent("tenant-b", fmt.Sprintf("other_%02d", i), base.Add(off))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A tenant whose id embeds another's key must not see it either.
+	if _, err := s.Put(ctx, newEvent("8:tenant-a", "evt_x", base)); err != nil {
+		t.Fatal(err)
+	}
+
+	inRange := func(from, until time.Time) []domain.Event {
+		var out []domain.Event
+		for _, e := range stored {
+			if !e.OccurredAt.Before(from) && e.OccurredAt.Before(until) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		name        string
+		from, until time.Time
+	}{
+		{"all", base.Add(-2 * time.Hour), base.Add(8 * time.Hour)},
+		{"from and until inside hours", base.Add(time.Hour + 5*time.Minute), base.Add(4*time.Hour + 30*time.Minute)},
+		{"until on an hour", base.Add(30 * time.Minute), base.Add(4 * time.Hour)},
+		{"from at the last nanosecond of an hour", base.Add(59*time.Minute + 59*time.Second + 999999999), base.Add(time.Hour + 6*time.Minute)},
+		{"empty range", base.Add(3 * time.Hour), base.Add(3 * time.Hour)},
+		{"no events", base.Add(2 * time.Hour), base.Add(3 * time.Hour)},
+	}
+	for _, tc := range cases {
+		for _, limit := range []int{1, 2, 3, 100} {
+			t.Run(fmt.Sprintf("%s/limit %d", tc.name, limit), func(t *testing.T) {
+				want := inRange(tc.from, tc.until)
+				got, calls := drain(t, s, "tenant-a", tc.from, tc.until, limit)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("events:\n%s\nwant:\n%s", ids(got), ids(want))
+				}
+				// At most one trailing empty page.
+				if max := len(want)/limit + 1; calls > max {
+					t.Errorf("%d calls, want at most %d", calls, max)
+				}
+			})
+		}
+	}
+
+	// Same-instant events come in id order.
+	got, _ := drain(t, s, "tenant-a", base.Add(time.Hour), base.Add(2*time.Hour), 10)
+	if ids(got) != "evt_02 evt_03 evt_04" {
+		t.Errorf("hour 11 = %s", ids(got))
+	}
+	got, _ = drain(t, s, "tenant-b", base, base.Add(time.Hour), 10)
+	if ids(got) != "other_00 other_01" {
+		t.Errorf("tenant-b hour 10 = %s", ids(got))
+	}
+}
+
+func TestEventPageCursor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, _ := newEvents(t)
+	base := time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		if _, err := s.Put(ctx, newEvent("tenant-a", fmt.Sprintf("evt_%d", i), base.Add(time.Duration(i)*time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until := base.Add(time.Hour)
+	// A full page in the range's last hour whose end is the data's end: the next call, with
+	// one more event stored meanwhile, resumes after the last one returned.
+	evs, next, err := s.Page(ctx, "tenant-a", base, until, "", 5)
+	if err != nil || len(evs) != 5 {
+		t.Fatalf("Page = %d events, %v", len(evs), err)
+	}
+	if next != "" {
+		// Allowed, but then the next page must be empty and final.
+		rest, next2, err := s.Page(ctx, "tenant-a", base, until, next, 5)
+		if err != nil || len(rest) != 0 || next2 != "" {
+			t.Fatalf("after the last event: %s, %q, %v", ids(rest), next2, err)
+		}
+	}
+	evs, next, err = s.Page(ctx, "tenant-a", base, until, "", 2)
+	if err != nil || ids(evs) != "evt_0 evt_1" || next == "" {
+		t.Fatalf("first page = %s, %q, %v", ids(evs), next, err)
+	}
+	// A new event in the range after the cursor is found; one before it is not re-read.
+	if _, err := s.Put(ctx, newEvent("tenant-a", "evt_late", base.Add(90*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err = s.Page(ctx, "tenant-a", base, until, next, 10)
+	if err != nil || ids(evs) != "evt_late evt_2 evt_3 evt_4" {
+		t.Fatalf("resumed page = %s, %v", ids(evs), err)
+	}
+
+	for _, bad := range []string{"x", "e1.!!", "e1." + "bm9waXBl", eventCursor{bucket: base, after: "2020-01-01T00:00:00.000000000Z#e"}.encode()} {
+		_, _, err := s.Page(ctx, "tenant-a", base, until, bad, 10)
+		var de *domain.Error
+		if !errors.As(err, &de) || de.Kind != domain.KindInvalid {
+			t.Errorf("Page(cursor %q) error = %v, want invalid", bad, err)
+		}
+	}
+	if _, _, err := s.Page(ctx, "tenant-a", base, until, "", 0); err == nil {
+		t.Error("limit 0 accepted")
+	}
+}
+
+func ids(evs []domain.Event) string {
+	s := ""
+	for i, e := range evs {
+		if i > 0 {
+			s += " "
+		}
+		s += e.ID
+	}
+	return s
+}

@@ -1,0 +1,116 @@
+package wiring
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/shared/delivery"
+	"github.com/datajetty/webhooks/shared/ingest"
+	"github.com/datajetty/webhooks/shared/metrics"
+	"github.com/datajetty/webhooks/shared/queue"
+	"github.com/datajetty/webhooks/shared/replayworker"
+	"github.com/datajetty/webhooks/shared/secretbox"
+	"github.com/datajetty/webhooks/shared/ssrf"
+	"github.com/datajetty/webhooks/shared/store"
+)
+
+// SQSHandler is a queue consumer's Lambda handler.
+type SQSHandler func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
+
+// WorkerOptions are what the queue consumers share besides configuration.
+type WorkerOptions struct {
+	Logger  *slog.Logger
+	Metrics *metrics.Emitter
+}
+
+func (o WorkerOptions) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.Default()
+	}
+	return o.Logger
+}
+
+// withMetrics flushes the invocation's metrics (one EMF line) after each batch.
+func withMetrics(h SQSHandler, o WorkerOptions) SQSHandler {
+	if o.Metrics == nil {
+		return h
+	}
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		resp, err := h(ctx, ev)
+		if ferr := o.Metrics.Flush(); ferr != nil {
+			o.logger().WarnContext(ctx, "writing metrics failed", "error", ferr)
+		}
+		return resp, err
+	}
+}
+
+// Ingest builds the IngestQueue consumer.
+func Ingest(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, error) {
+	if err := cfg.Require("WEBHOOKS_EVENTS_TABLE", "WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_DELIVERY_QUEUE_URL", "WEBHOOKS_INGEST_DLQ_URL"); err != nil {
+		return nil, err
+	}
+	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
+	h := &ingest.Handler{
+		Events:      store.NewEvents(db, cfg.EventsTable),
+		Endpoints:   store.NewEndpoints(db, cfg.EndpointsTable),
+		Jobs:        queue.NewDeliveryJobs(q, cfg.DeliveryQueueURL),
+		DeadLetters: queue.NewDeadLetters(q, cfg.IngestDLQURL),
+		Logger:      o.logger(),
+		Metrics:     o.Metrics,
+	}
+	return withMetrics(h.Handle, o), nil
+}
+
+// ReplayWorker builds the ReplayQueue consumer.
+func ReplayWorker(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, error) {
+	if err := cfg.Require("WEBHOOKS_REPLAYS_TABLE", "WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_EVENTS_TABLE",
+		"WEBHOOKS_DELIVERY_QUEUE_URL", "WEBHOOKS_REPLAY_QUEUE_URL"); err != nil {
+		return nil, err
+	}
+	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
+	h := replayworker.New(replayworker.Deps{
+		Replays:   store.NewReplays(db, cfg.ReplaysTable, cfg.EndpointsTable),
+		Endpoints: store.NewEndpoints(db, cfg.EndpointsTable),
+		Events:    store.NewEvents(db, cfg.EventsTable),
+		Jobs:      queue.NewDeliveryJobs(q, cfg.DeliveryQueueURL),
+		Continuer: queue.NewReplayJobs(q, cfg.ReplayQueueURL),
+	}, replayworker.Options{Logger: o.logger(), Metrics: o.Metrics})
+	return withMetrics(h.Handle, o), nil
+}
+
+// Deliver builds the DeliveryQueue consumer. Its HTTP client carries the SSRF guard
+// (private destinations only when WEBHOOKS_ALLOW_PRIVATE_TARGETS is true, locally).
+func Deliver(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, error) {
+	if err := cfg.Require("WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_DELIVERIES_TABLE", "WEBHOOKS_DELIVERY_QUEUE_URL", "WEBHOOKS_SECRETS_KEY_ID"); err != nil {
+		return nil, err
+	}
+	db := dynamodb.NewFromConfig(awsCfg)
+	endpoints := store.NewEndpoints(db, cfg.EndpointsTable)
+	opts := delivery.DefaultOptions()
+	opts.UserAgent = UserAgent
+	deps := delivery.Deps{
+		Endpoints:  endpoints,
+		State:      endpoints,
+		Secrets:    secretbox.NewKMS(kms.NewFromConfig(awsCfg), cfg.SecretsKeyID),
+		Log:        store.NewDeliveries(db, cfg.DeliveriesTable),
+		Visibility: queue.NewVisibility(sqs.NewFromConfig(awsCfg), cfg.DeliveryQueueURL),
+		Client:     ssrf.NewClient(ssrf.Policy{AllowPrivate: cfg.AllowPrivateTargets}, opts.AttemptTimeout),
+		Logger:     o.logger(),
+		Options:    opts,
+	}
+	if o.Metrics != nil {
+		deps.Metrics = o.Metrics
+	}
+	h, err := delivery.New(deps)
+	if err != nil {
+		return nil, err
+	}
+	return withMetrics(h.Handle, o), nil
+}
