@@ -15,6 +15,7 @@ const (
 	RouteListEndpoints    = "ListEndpoints"
 	RouteStartReplay      = "StartReplay"
 	RouteGetReplay        = "GetReplay"
+	RouteListDeliveries   = "ListDeliveries"
 )
 
 // Scopes of the bearer token.
@@ -54,6 +55,7 @@ func Routes() []Route {
 		{Name: RouteListEndpoints, Method: http.MethodGet, Path: "/endpoints", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listEndpoints, needs: needList},
 		{Name: RouteStartReplay, Method: http.MethodPost, Path: "/replay", Scope: ScopeReplay, Limit: RuleReplay, handle: (*Handler).startReplay, needs: needReplays},
 		{Name: RouteGetReplay, Method: http.MethodGet, Path: "/replays/{replay_id}", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).getReplay, needs: needReplays},
+		{Name: RouteListDeliveries, Method: http.MethodGet, Path: "/endpoints/{endpoint_id}/deliveries", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listDeliveries, needs: needDeliveries},
 	}
 }
 
@@ -67,6 +69,16 @@ func needEndpoints(d Deps) error {
 func needList(d Deps) error {
 	if err := needEndpoints(d); err != nil {
 		return err
+	}
+	if len(d.CursorKey) < 16 {
+		return errors.New("a CursorKey of at least 16 bytes is required")
+	}
+	return nil
+}
+
+func needDeliveries(d Deps) error {
+	if d.Deliveries == nil {
+		return errors.New("the Deliveries service is required")
 	}
 	if len(d.CursorKey) < 16 {
 		return errors.New("a CursorKey of at least 16 bytes is required")
