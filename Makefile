@@ -18,23 +18,42 @@ STATICCHECK         := $(BIN)/staticcheck
 # Re-installs when the pinned version changes.
 STATICCHECK_STAMP   := $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 
+# Lambda Runtime Interface Emulator: runs a function's real bootstrap without Docker
+# (make invoke). Linux only, like Lambda itself; built from source by go install.
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+RIE         := $(BIN)/aws-lambda-rie
+RIE_STAMP   := $(BIN)/.aws-lambda-rie-$(RIE_VERSION)
+ifeq ($(shell uname -s),Linux)
+GO_TOOL_STAMPS := $(STATICCHECK_STAMP) $(RIE_STAMP)
+else
+GO_TOOL_STAMPS := $(STATICCHECK_STAMP)
+endif
+
 MOTO_PORT   ?= 5000
 MOTO_URL    := http://127.0.0.1:$(MOTO_PORT)
 MOTO_PID    := $(LOCAL)/moto.pid
 MOTO_LOG    := $(LOCAL)/moto.log
 
-# Lambda binaries: linux/arm64 static, no RPC shim (provided.al2023).
-GO_LAMBDA_BUILD := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w'
+# Lambda binaries: linux static, no RPC shim (provided.al2023). arm64 as in template.yaml;
+# make invoke overrides LAMBDA_GOARCH with the host's architecture to run them here. (Not
+# GOARCH itself: a GOARCH exported in the shell must not change what sam build deploys.)
+LAMBDA_GOARCH   ?= arm64
+GO_LAMBDA_BUILD  = GOOS=linux GOARCH=$(LAMBDA_GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w'
+HOST_GOARCH      = $(shell go env GOARCH)
 
 # Environment for tests: every AWS client goes to the local emulator.
 TEST_ENV := AWS_ENDPOINT_URL=$(MOTO_URL) AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing \
-	WEBHOOKS_REQUIRE_EMULATOR=1
+	WEBHOOKS_REQUIRE_EMULATOR=1 WEBHOOKS_RIE=$(RIE)
+
+# make redrive AWS=1: the stack whose logical ids QUEUE/SOURCE name (samconfig.toml).
+STACK ?= datajetty-webhooks
 
 SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
-.PHONY: help venv tools build lint test bench dev clean emulator-start emulator-stop \
-	build-RegisterEndpointFunction build-ListEndpointsFunction build-ReplayFunction build-GetReplayFunction
+.PHONY: help venv tools build lint test bench dev publish receiver clean emulator-start emulator-stop \
+	build-RegisterEndpointFunction build-ListEndpointsFunction build-ReplayFunction build-GetReplayFunction \
+	build-ListDeliveriesFunction build-IngestFunction build-DeliverFunction build-ReplayWorkerFunction
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -50,11 +69,16 @@ $(VENV_STAMP): requirements-dev.txt constraints-dev.txt
 	$(VENV)/bin/python -m pip check
 	touch $@
 
-tools: $(STATICCHECK_STAMP) ## Install pinned Go tools into .bin/ (staticcheck)
+tools: $(GO_TOOL_STAMPS) ## Install pinned Go tools into .bin/ (staticcheck; aws-lambda-rie on Linux)
 
 $(STATICCHECK_STAMP):
 	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	rm -f $(BIN)/.staticcheck-*
+	touch $@
+
+$(RIE_STAMP):
+	GOBIN=$(BIN) go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+	rm -f $(BIN)/.aws-lambda-rie-*
 	touch $@
 
 # ------------------------------------------------------------------ build
@@ -78,11 +102,31 @@ build-GetReplayFunction:
 	$(require-artifacts-dir)
 	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/get-replay
 
+build-ListDeliveriesFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/list-deliveries
+
+build-IngestFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/ingest
+
+build-DeliverFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/deliver
+
+build-ReplayWorkerFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/replay-worker
+
 build: ## Build every Lambda bootstrap into build/<Function>/ (quick check, no SAM)
 	$(MAKE) --no-print-directory build-RegisterEndpointFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/RegisterEndpointFunction
 	$(MAKE) --no-print-directory build-ListEndpointsFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ListEndpointsFunction
 	$(MAKE) --no-print-directory build-ReplayFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ReplayFunction
 	$(MAKE) --no-print-directory build-GetReplayFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/GetReplayFunction
+	$(MAKE) --no-print-directory build-ListDeliveriesFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ListDeliveriesFunction
+	$(MAKE) --no-print-directory build-IngestFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/IngestFunction
+	$(MAKE) --no-print-directory build-DeliverFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/DeliverFunction
+	$(MAKE) --no-print-directory build-ReplayWorkerFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ReplayWorkerFunction
 
 # ------------------------------------------------------------------ local emulator
 
@@ -115,7 +159,7 @@ emulator-stop: ## Stop the emulator started by emulator-start
 
 # ------------------------------------------------------------------ quality
 
-test: $(VENV_STAMP) ## Run all Go tests (race detector) against the local emulator
+test: $(VENV_STAMP) $(GO_TOOL_STAMPS) ## Run all Go tests (race detector) against the local emulator
 	@if curl -s -o /dev/null $(MOTO_URL)/moto-api/; then \
 		echo "using the emulator already answering on $(MOTO_URL)"; \
 	else \
@@ -139,6 +183,38 @@ bench: ## Run Go benchmarks (no tests)
 
 dev: $(VENV_STAMP) ## Run the local API server (go run ./tools/dev)
 	go run ./tools/dev
+
+publish: ## Publish a sample event to the local IngestQueue (make dev must be running)
+	go run ./tools/publish $(ARGS)
+
+receiver: ## Run the demo webhook receiver on 127.0.0.1:8081 (secret: WEBHOOKS_DEMO_SECRET)
+	go run ./tools/receiver
+
+# ------------------------------------------------------------------ one function, DLQs
+
+.PHONY: invoke token redrive
+
+invoke: ## Run one function's real bootstrap under the Lambda RIE against the make dev stack: FN=<LogicalId> EVENT=events/<file>.json
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ] || ! grep -q '^build-$(FN):' $(firstword $(MAKEFILE_LIST)); then \
+		echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; \
+		echo "FN is one of:" $$(sed -n 's/^build-\([A-Za-z0-9]*\):.*/\1/p' $(firstword $(MAKEFILE_LIST))) >&2; exit 2; \
+	fi
+	@if [ "$$(uname -s)" != Linux ]; then \
+		echo "make invoke runs Linux binaries under the Lambda RIE, so Linux only; elsewhere: sam local invoke $(FN) -e $(EVENT) (Docker)" >&2; exit 1; \
+	fi
+	@test -f "$(EVENT)" || { echo "no such event file: $(EVENT)" >&2; exit 2; }
+	@test -f $(LOCAL)/dev.env || { echo "no $(LOCAL)/dev.env: start \`make dev\` first (in another terminal)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(RIE_STAMP)
+	@$(MAKE) --no-print-directory build-$(FN) ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/host/$(FN) LAMBDA_GOARCH=$(HOST_GOARCH)
+	@go run ./tools/invoke -fn $(FN) -event "$(EVENT)" -bootstrap $(BUILD_DIR)/host/$(FN)/bootstrap -rie $(RIE) -dev-env $(LOCAL)/dev.env
+
+token: ## Print a development token for the demo tenant (all scopes), as make dev does: export TOKEN=$(make -s token)
+	@go run ./tools/invoke -token -dev-env $(LOCAL)/dev.env
+
+redrive: ## Move a DLQ's messages back to its source: QUEUE=<DeliveryDLQ|IngestDLQ|ReplayDLQ|URL> [SOURCE=] [MAX=n] [DRY_RUN=1] [AWS=1 [STACK=]]
+	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=<DeliveryDLQ|IngestDLQ|ReplayDLQ|queue URL> [SOURCE=<queue>] [MAX=n] [DRY_RUN=1] [AWS=1 [STACK=name]] [ARGS='-method receive ...']" >&2; exit 2; }
+	@go run ./tools/redrive -queue '$(QUEUE)' $(if $(SOURCE),-source '$(SOURCE)') $(if $(MAX),-max $(MAX)) \
+		$(if $(DRY_RUN),-dry-run) $(if $(AWS),-stack '$(STACK)',-dev-env $(LOCAL)/dev.env) $(ARGS)
 
 clean: ## Remove build output, SAM artefacts and local state (keeps .venv and .bin)
 	-$(MAKE) --no-print-directory emulator-stop
