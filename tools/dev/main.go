@@ -91,6 +91,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	mux.Handle(api.BasePath+"/", h)
+	if err := startConsumers(ctx, cfg, awsCfg, stack, logger); err != nil {
+		return err
+	}
+	env["WEBHOOKS_INGEST_QUEUE_URL"] = stack.Resources["IngestQueue"]
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -105,7 +109,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err := writeEnvFile(root, env); err != nil {
 		return err
 	}
-	printBanner(addr, issuer, env)
+	demo, err := startDemoReceiver(ctx, addr, issuer)
+	if err != nil {
+		return err
+	}
+	printBanner(addr, issuer, env, demo)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping…")
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -113,7 +121,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	return srv.Shutdown(shutdown)
 }
 
-func printBanner(addr string, issuer *devissuer.Issuer, env map[string]string) {
+func printBanner(addr string, issuer *devissuer.Issuer, env map[string]string, demo string) {
 	base := "http://" + addr + api.BasePath
 	fmt.Printf("\nDataJetty Webhooks is running locally.\n  API:      %s\n  Emulator: %s\n", base, os.Getenv("AWS_ENDPOINT_URL"))
 	if issuer == nil {
@@ -128,7 +136,13 @@ func printBanner(addr string, issuer *devissuer.Issuer, env map[string]string) {
 	fmt.Printf("  Tenant:   %s (token valid 24 h, scopes webhooks:read webhooks:write webhooks:replay)\n\n", demoTenant)
 	fmt.Printf("export TOKEN=%s\n\n", tok)
 	fmt.Printf("curl -s %s/endpoints -H \"Authorization: Bearer $TOKEN\"\n\n", base)
-	fmt.Println("Ctrl-C stops the server and the emulator.")
+	if demo != "" {
+		fmt.Printf("A demo receiver on %s is registered for every event of %s (%s).\n", demo, demoTenant, "events [\"*\"]")
+		fmt.Println("Publish a sample event in another terminal and watch the signed delivery arrive here:")
+		fmt.Println("  make publish")
+		fmt.Println()
+	}
+	fmt.Println("Ctrl-C stops the server, the consumers and the emulator.")
 }
 
 // writeEnvFile records the resolved configuration for other local tools (make invoke).

@@ -1,0 +1,218 @@
+// Command publish sends one sample platform event to the IngestQueue, the way a platform
+// producer does, and prints its id on stdout:
+//
+//	go run ./tools/publish [-tenant demo-tenant] [-type export.done] [-data '{"rows":3}'] [-id evt_…] [-queue URL]
+//
+// `make publish ARGS='-type export.failed'` runs it against `make dev`. The queue is -queue,
+// else $WEBHOOKS_INGEST_QUEUE_URL, else the one `make dev` recorded in .local/dev.env. The
+// AWS configuration is the SDK's default one; AWS_ENDPOINT_URL, when not set in the
+// environment, also comes from .local/dev.env, so the event goes to the local emulator.
+// The envelope is validated with the ingest function's own rules before it is sent.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/datajetty/webhooks/shared/domain"
+)
+
+const (
+	queueEnv    = "WEBHOOKS_INGEST_QUEUE_URL"
+	endpointEnv = "AWS_ENDPOINT_URL"
+	// devQueueName is the IngestQueue's name under make dev's resource prefix, the last
+	// resort when neither the flag, the environment nor .local/dev.env names the queue.
+	devQueueName = "dev-IngestQueue"
+
+	defaultData = `{"export_id":"exp_demo","dataset":"orders","format":"parquet","rows":1234}`
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.tenant, "tenant", "demo-tenant", "tenant id")
+	flag.StringVar(&o.typ, "type", "export.done", "event type")
+	flag.StringVar(&o.data, "data", defaultData, "event data (JSON)")
+	flag.StringVar(&o.id, "id", "", "event id (default: a new evt_… id)")
+	flag.StringVar(&o.queue, "queue", "", "IngestQueue URL (default: $"+queueEnv+", else .local/dev.env from make dev)")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "publish: unexpected arguments %q\n", flag.Args())
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "publish:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	tenant, typ, data, id, queue string
+}
+
+func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	body, id, err := envelope(o, time.Now())
+	if err != nil {
+		return err
+	}
+	devEnv, err := readDevEnv()
+	if err != nil {
+		return err
+	}
+	// .local/dev.env fills in what the environment does not set.
+	if os.Getenv(endpointEnv) == "" && devEnv[endpointEnv] != "" {
+		if err := os.Setenv(endpointEnv, devEnv[endpointEnv]); err != nil {
+			return err
+		}
+	}
+	local := os.Getenv(endpointEnv) != ""
+	if local {
+		// make dev runs the emulator with any region and credentials; supply them when
+		// this shell has none so that the SDK does not refuse to sign.
+		setDefault("AWS_REGION", "us-east-1")
+		if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
+			setDefault("AWS_ACCESS_KEY_ID", "local")
+			setDefault("AWS_SECRET_ACCESS_KEY", "local")
+		}
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("load AWS config: %w", err)
+	}
+	client := sqs.NewFromConfig(cfg)
+
+	queue := firstOf(o.queue, os.Getenv(queueEnv), devEnv[queueEnv])
+	if queue == "" {
+		if !local {
+			return errors.New("no queue: pass -queue, set " + queueEnv + ", or start `make dev` (it writes .local/dev.env)")
+		}
+		out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(devQueueName)})
+		if err != nil {
+			return fmt.Errorf("no -queue or %s given, and %s has no queue %s (is `make dev` running?): %w",
+				queueEnv, os.Getenv(endpointEnv), devQueueName, err)
+		}
+		queue = aws.ToString(out.QueueUrl)
+	}
+
+	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl:    aws.String(queue),
+		MessageBody: aws.String(string(body)),
+	}); err != nil {
+		return fmt.Errorf("send to %s: %w", queue, err)
+	}
+	fmt.Fprintf(stderr, "published %s for tenant %s to %s\n", o.typ, o.tenant, queue)
+	fmt.Fprintln(stdout, id)
+	return nil
+}
+
+// envelope builds the ingest envelope {"id","tenant_id","type","occurred_at","data"} and
+// checks it as the ingest function will.
+func envelope(o options, now time.Time) (body []byte, id string, err error) {
+	id = o.id
+	if id == "" {
+		var b [12]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, "", err
+		}
+		id = "evt_" + hex.EncodeToString(b[:])
+	}
+	if !json.Valid([]byte(o.data)) {
+		return nil, "", fmt.Errorf("-data is not valid JSON: %s", o.data)
+	}
+	body, err = json.Marshal(struct {
+		ID         string          `json:"id"`
+		TenantID   string          `json:"tenant_id"`
+		Type       string          `json:"type"`
+		OccurredAt string          `json:"occurred_at"`
+		Data       json.RawMessage `json:"data"`
+	}{id, o.tenant, o.typ, now.UTC().Format(time.RFC3339Nano), json.RawMessage(o.data)})
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := domain.ParseEvent(body); err != nil {
+		return nil, "", fmt.Errorf("the ingest function would reject this event: %w", err)
+	}
+	return body, id, nil
+}
+
+// readDevEnv reads KEY=VALUE lines from .local/dev.env at the repository root; a missing
+// file (or no repository around) is an empty map.
+func readDevEnv() (map[string]string, error) {
+	env := map[string]string{}
+	root, ok := repoRoot()
+	if !ok {
+		return env, nil
+	}
+	f, err := os.Open(filepath.Join(root, ".local", "dev.env"))
+	if errors.Is(err, os.ErrNotExist) {
+		return env, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok {
+			env[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read .local/dev.env: %w", err)
+	}
+	return env, nil
+}
+
+// repoRoot is the nearest directory above the working directory holding go.mod.
+func repoRoot() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+func setDefault(k, v string) {
+	if os.Getenv(k) == "" {
+		_ = os.Setenv(k, v)
+	}
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
