@@ -32,24 +32,6 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// syncBuffer collects log lines from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // system is one provisioned stack with the API served and the consumers ready to poll.
 type system struct {
 	t        *testing.T
@@ -60,7 +42,7 @@ type system struct {
 	ingest   *localsqs.Poller
 	deliver  *localsqs.Poller
 	replay   *localsqs.Poller
-	logs     *syncBuffer
+	logs     *testenv.Buffer
 	resource map[string]string
 }
 
@@ -84,7 +66,7 @@ func newSystem(t *testing.T) *system {
 		t.Fatal(err)
 	}
 	awsCfg := testenv.AWSConfig(t)
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h, err := wiring.API(context.Background(), cfg, awsCfg, wiring.APIOptions{Logger: logger})
 	if err != nil {

@@ -189,7 +189,7 @@ func TestRateLimitSharedAcrossInstances(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	limits := api.Limits{Default: api.Rule{Limit: 10, Window: time.Minute}, Replay: api.Rule{Limit: 2, Window: time.Minute}}
-	emf := &syncBuffer{}
+	emf := &testenv.Buffer{}
 	a := w.server(serverOpts{limits: limits, emf: emf})
 	b := w.server(serverOpts{limits: limits, emf: emf})
 	// A one-minute window keeps the test independent of timing: 30 concurrent requests

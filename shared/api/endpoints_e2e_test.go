@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 func TestRegisterCreatesThenUpserts(t *testing.T) {
@@ -179,7 +181,7 @@ func TestRegisterValidation(t *testing.T) {
 func TestHandshakeFailuresStoreNothing(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	emf := &syncBuffer{}
+	emf := &testenv.Buffer{}
 	c := w.server(serverOpts{emf: emf})
 	cases := []struct{ mode, mention string }{
 		{"500", "500"},

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -260,24 +259,6 @@ func emitter(w io.Writer) *metrics.Emitter {
 		return nil
 	}
 	return metrics.New(w, "api-test")
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (servers under parallel load).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // metricTotal sums a metric over every EMF document written to w.

@@ -43,26 +43,8 @@ const tenant = "tenant-a"
 
 // ---------------------------------------------------------------- test doubles
 
-// lockedBuffer collects log output from concurrent goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // lines returns the JSON log records whose msg is msg.
-func (l *lockedBuffer) lines(t *testing.T, msg string) []map[string]any {
+func logLines(l *testenv.Buffer, t *testing.T, msg string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
@@ -185,7 +167,7 @@ type fixture struct {
 	source     *countingSource
 	opener     *countingOpener
 	vis        *recordingVisibility
-	logs       *lockedBuffer
+	logs       *testenv.Buffer
 	clock      *clock
 	stackEnv   map[string]string
 	stackRes   map[string]string
@@ -206,7 +188,7 @@ func newFixture(t *testing.T, policy ssrf.Policy, mutate func(*Deps)) *fixture {
 		deliveries: store.NewDeliveries(ddb, stack.Env["WEBHOOKS_DELIVERIES_TABLE"]),
 		box:        secretbox.NewKMS(kms.NewFromConfig(cfg), stack.Env["WEBHOOKS_SECRETS_KEY_ID"]),
 		vis:        &recordingVisibility{},
-		logs:       &lockedBuffer{},
+		logs:       &testenv.Buffer{},
 		clock:      &clock{},
 		stackEnv:   stack.Env,
 		stackRes:   stack.Resources,
@@ -427,7 +409,7 @@ func TestDeliverSignedAndVerified(t *testing.T) {
 			t.Errorf("logs contain %q:\n%s", secretish, logs)
 		}
 	}
-	lines := f.logs.lines(t, "delivery attempt")
+	lines := logLines(f.logs, t, "delivery attempt")
 	if len(lines) != len(jobs) {
 		t.Fatalf("%d attempt log lines, want %d", len(lines), len(jobs))
 	}
@@ -712,7 +694,7 @@ func TestDeliverGoneDisablesEndpoint(t *testing.T) {
 
 func TestDeliverAutoDisablesAfterThreshold(t *testing.T) {
 	t.Parallel()
-	emf := &lockedBuffer{}
+	emf := &testenv.Buffer{}
 	f := newFixture(t, allowLoopback, func(d *Deps) { d.Metrics = metrics.New(emf, "deliver") })
 	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
 	ep := f.endpoint(t, rc.URL, time.Time{}, newSecret(t))
@@ -730,7 +712,7 @@ func TestDeliverAutoDisablesAfterThreshold(t *testing.T) {
 	if want := fmt.Sprintf("%d consecutive deliveries exhausted all retries", threshold); got.Status != domain.StatusDisabled || got.DisabledReason != want {
 		t.Fatalf("endpoint: %s %q, want disabled %q", got.Status, got.DisabledReason, want)
 	}
-	if lines := f.logs.lines(t, "endpoint auto-disabled"); len(lines) != 1 {
+	if lines := logLines(f.logs, t, "endpoint auto-disabled"); len(lines) != 1 {
 		t.Errorf("%d \"endpoint auto-disabled\" log lines, want 1", len(lines))
 	} else if lines[0]["endpoint_id"] != ep.ID || lines[0]["tenant_id"] != tenant {
 		t.Errorf("auto-disable log line lacks the endpoint: %v", lines[0])
@@ -935,7 +917,7 @@ func TestDeliverMalformedJobIsLeftToRedrive(t *testing.T) {
 	if got := f.vis.of("rh-1"); len(got) != 0 {
 		t.Errorf("visibility changed for a malformed job: %v", got)
 	}
-	if len(f.logs.lines(t, "malformed delivery job")) != 1 {
+	if len(logLines(f.logs, t, "malformed delivery job")) != 1 {
 		t.Error("no log line for the malformed job")
 	}
 }
@@ -977,7 +959,7 @@ func TestDeliverRecordFailureKeepsSuccess(t *testing.T) {
 	if failed := f.handle(t, msg); len(failed) != 0 {
 		t.Fatalf("a delivered message was reported failed because the log write failed: %v", failed)
 	}
-	if len(f.logs.lines(t, "record delivery attempts")) != 1 {
+	if len(logLines(f.logs, t, "record delivery attempts")) != 1 {
 		t.Error("the failed log write was not logged")
 	}
 	if wm := f.get(t, ep).Watermark; !wm.Equal(occurred) {

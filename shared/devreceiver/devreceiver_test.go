@@ -6,32 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/datajetty/webhooks/shared/signing"
+	"github.com/datajetty/webhooks/shared/testenv"
 )
-
-// syncBuffer is an io.Writer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) take() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.b.String()
-	s.b.Reset()
-	return out
-}
 
 func newSecret(t *testing.T) signing.Secret {
 	t.Helper()
@@ -67,7 +47,7 @@ const delivery = `{"id":"evt_42","type":"export.done","timestamp":"2026-01-02T03
 
 func TestDeliveries(t *testing.T) {
 	secret, other := newSecret(t), newSecret(t)
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	srv := httptest.NewServer(NewHandler(secret.Encode(), out))
 	defer srv.Close()
 	now := time.Now()
@@ -110,7 +90,7 @@ func TestDeliveries(t *testing.T) {
 			if resp.StatusCode != c.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, c.status)
 			}
-			got := out.take()
+			got := out.Take()
 			lines := strings.Split(got, "\n")
 			first := lines[0]
 			if !strings.Contains(first, c.want) || !strings.Contains(first, "export.done") {
@@ -134,7 +114,7 @@ func TestDeliveries(t *testing.T) {
 
 func TestChallengeIsEchoed(t *testing.T) {
 	secret := newSecret(t)
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	srv := httptest.NewServer(NewHandler(secret.Encode(), out))
 	defer srv.Close()
 	body := `{"type":"webhook.challenge","challenge":"c_0123456789abcdef"}`
@@ -154,7 +134,7 @@ func TestChallengeIsEchoed(t *testing.T) {
 			t.Errorf("Content-Type %q", ct)
 		}
 	}
-	lines := out.take()
+	lines := out.Take()
 	if !strings.Contains(lines, "webhook.challenge  signature OK — challenge answered") ||
 		!strings.Contains(lines, "webhook.challenge  signature INVALID — challenge answered") {
 		t.Errorf("output:\n%s", lines)
@@ -162,7 +142,7 @@ func TestChallengeIsEchoed(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	srv := httptest.NewServer(NewHandler(newSecret(t).Encode(), &syncBuffer{}))
+	srv := httptest.NewServer(NewHandler(newSecret(t).Encode(), &testenv.Buffer{}))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
 	if err != nil {
@@ -174,11 +154,11 @@ func TestBadRequests(t *testing.T) {
 	}
 
 	// A receiver started with an unusable secret rejects every delivery, saying why.
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	bad := httptest.NewServer(NewHandler("not-a-secret", out))
 	defer bad.Close()
 	r, _ := post(t, bad.URL, "evt_1", time.Now(), delivery, newSecret(t))
-	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(out.take(), "signature INVALID (receiver misconfigured") {
+	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(out.Take(), "signature INVALID (receiver misconfigured") {
 		t.Errorf("misconfigured receiver: status %d", r.StatusCode)
 	}
 }

@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -42,34 +41,17 @@ type harness struct {
 	sqs         *sqs.Client
 	deliveryURL string
 	dlqURL      string
-	logs        *syncBuffer
+	logs        *testenv.Buffer
 	// batchCalls counts SendMessageBatch calls.
 	mu         sync.Mutex
 	batchCalls int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	stack := testenv.Stack(t, nil)
 	cfg := testenv.AWSConfig(t)
-	hs := &harness{t: t, logs: &syncBuffer{}}
+	hs := &harness{t: t, logs: &testenv.Buffer{}}
 	count := middleware.InitializeMiddlewareFunc("CountBatches", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 		if _, ok := in.Parameters.(*sqs.SendMessageBatchInput); ok {
 			hs.mu.Lock()

@@ -1,7 +1,6 @@
 package replayworker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,7 +62,7 @@ type fixture struct {
 	replayJobs *queue.ReplayJobs
 	ep         domain.Endpoint
 	now        time.Time // the moment replays are requested (their Until)
-	logs       *syncBuffer
+	logs       *testenv.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -82,7 +81,7 @@ func newFixture(t *testing.T) *fixture {
 		jobs:       queue.NewDeliveryJobs(q, env["WEBHOOKS_DELIVERY_QUEUE_URL"]),
 		replayJobs: queue.NewReplayJobs(q, env["WEBHOOKS_REPLAY_QUEUE_URL"]),
 		now:        now,
-		logs:       &syncBuffer{},
+		logs:       &testenv.Buffer{},
 		ep: domain.Endpoint{
 			TenantID:         tenant,
 			ID:               domain.NewID(domain.EndpointIDPrefix),
@@ -690,22 +689,4 @@ func TestSampleEvent(t *testing.T) {
 	if err := json.Unmarshal(out, &resp); err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Errorf("response %s (%v), want no failed items", out, err)
 	}
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
