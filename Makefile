@@ -176,7 +176,7 @@ lint: $(VENV_STAMP) $(STATICCHECK_STAMP) ## gofmt, go vet, staticcheck, cfn-lint
 	@echo "--- cfn-lint"; $(VENV)/bin/cfn-lint template.yaml
 	@echo "--- sam build"; $(SAM) build --build-in-source --template-file template.yaml
 
-bench: ## Run Go benchmarks (no tests)
+bench: $(VENV_STAMP) ## Run Go benchmarks (no tests); emulator-backed ones start their own moto
 	go test -run '^$$' -bench . -benchmem ./...
 
 # ------------------------------------------------------------------ dev
@@ -204,7 +204,7 @@ invoke: ## Run one function's real bootstrap under the Lambda RIE against the ma
 	fi
 	@test -f "$(EVENT)" || { echo "no such event file: $(EVENT)" >&2; exit 2; }
 	@test -f $(LOCAL)/dev.env || { echo "no $(LOCAL)/dev.env: start \`make dev\` first (in another terminal)" >&2; exit 1; }
-	@$(MAKE) --no-print-directory $(RIE_STAMP)
+	@$(MAKE) --no-print-directory -s $(RIE_STAMP)
 	@$(MAKE) --no-print-directory build-$(FN) ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/host/$(FN) LAMBDA_GOARCH=$(HOST_GOARCH)
 	@go run ./tools/invoke -fn $(FN) -event "$(EVENT)" -bootstrap $(BUILD_DIR)/host/$(FN)/bootstrap -rie $(RIE) -dev-env $(LOCAL)/dev.env
 

@@ -109,6 +109,8 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err := writeEnvFile(root, env); err != nil {
 		return err
 	}
+	// The file describes this run's emulator; it must not outlive it.
+	defer os.Remove(filepath.Join(root, ".local", "dev.env"))
 	demo, err := startDemoReceiver(ctx, addr, issuer)
 	if err != nil {
 		return err
@@ -157,6 +159,7 @@ func writeEnvFile(root string, env map[string]string) error {
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "AWS_ENDPOINT_URL=%s\n", os.Getenv("AWS_ENDPOINT_URL"))
+	fmt.Fprintf(f, "AWS_REGION=%s\n", envOr("AWS_REGION", "us-east-1"))
 	for k, v := range env {
 		fmt.Fprintf(f, "%s=%s\n", k, v)
 	}

@@ -1,0 +1,302 @@
+package devstack
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/datajetty/webhooks/shared/delivery"
+)
+
+// The consistency of template.yaml with the repository and with itself. It only reads files,
+// and checks whatever functions and queues the template has.
+
+const functionType = "AWS::Serverless::Function"
+
+// lambdaDefaultTimeout is Lambda's timeout for a function that sets none (seconds).
+const lambdaDefaultTimeout = 3
+
+// sqsDefaultVisibilityTimeout is SQS's VisibilityTimeout for a queue that sets none (seconds).
+const sqsDefaultVisibilityTimeout = 30
+
+// consistencyDoc is the whole parsed template (intrinsics in long form).
+func consistencyDoc(t *testing.T) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		t.Fatal(err)
+	}
+	v, err := nodeValue(&root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, ok := v.(map[string]any)
+	if !ok {
+		t.Fatal("template: top level is not a mapping")
+	}
+	return doc
+}
+
+// buildTargets maps each build-<LogicalId> target of the Makefile to the ./functions/<folder>
+// its recipe builds ("" when the recipe names none).
+func buildTargets(t *testing.T) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := regexp.MustCompile(`^build-([A-Za-z0-9]+):`)
+	folder := regexp.MustCompile(`\./functions/([A-Za-z0-9._-]+)`)
+	out := map[string]string{}
+	current := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := target.FindStringSubmatch(line); m != nil {
+			current = m[1]
+			out[current] = ""
+			continue
+		}
+		if !strings.HasPrefix(line, "\t") {
+			current = ""
+			continue
+		}
+		if m := folder.FindStringSubmatch(line); m != nil && current != "" && out[current] == "" {
+			out[current] = m[1]
+		}
+	}
+	return out
+}
+
+// literalInt reads a number property: a literal, or a Ref to a parameter with a Default.
+func literalInt(doc map[string]any, v any) (int, error) {
+	if name, arg, ok := intrinsic(v); ok {
+		p, isStr := arg.(string)
+		if name != "Ref" || !isStr {
+			return 0, fmt.Errorf("%v: want a number or a Ref to a parameter", v)
+		}
+		def, found := asMap(asMap(doc["Parameters"])[p])["Default"]
+		if !found {
+			return 0, fmt.Errorf("parameter %s has no Default", p)
+		}
+		v = def
+	}
+	n, err := strconv.Atoi(scalarString(v))
+	if err != nil {
+		return 0, fmt.Errorf("%v: not a whole number", v)
+	}
+	return n, nil
+}
+
+// sqsConsumer is a function reading a queue through an SQS event source.
+type sqsConsumer struct {
+	function string
+	timeout  int // the function's, in seconds
+}
+
+func TestTemplateFunctionsHaveFolderBuildTargetAndEvent(t *testing.T) {
+	doc := consistencyDoc(t)
+	resources := asMap(doc["Resources"])
+	targets := buildTargets(t)
+	var functions []string
+	for id, raw := range resources {
+		if asMap(raw)["Type"] == functionType {
+			functions = append(functions, id)
+		}
+	}
+	sort.Strings(functions)
+	if len(functions) == 0 {
+		t.Fatal("template.yaml has no AWS::Serverless::Function")
+	}
+	for _, id := range functions {
+		t.Run(id, func(t *testing.T) {
+			res := asMap(resources[id])
+			if bm := asMap(res["Metadata"])["BuildMethod"]; bm != "makefile" {
+				t.Errorf("Metadata.BuildMethod = %v, want makefile (sam build runs make build-%s)", bm, id)
+			}
+			folder, ok := targets[id]
+			if !ok {
+				t.Fatalf("the Makefile has no build-%s target", id)
+			}
+			if folder == "" {
+				t.Fatalf("the Makefile's build-%s recipe builds no ./functions/<folder>", id)
+			}
+			if _, err := os.Stat(filepath.Join("..", "..", "functions", folder, "main.go")); err != nil {
+				t.Errorf("build-%s builds ./functions/%s, which has no main.go: %v", id, folder, err)
+			}
+			raw, err := os.ReadFile(filepath.Join("..", "..", "events", folder+".json"))
+			if err != nil {
+				t.Errorf("no sample event events/%s.json for %s: %v", folder, id, err)
+			} else if !json.Valid(raw) {
+				t.Errorf("events/%s.json is not valid JSON", folder)
+			}
+		})
+	}
+	// And no build target outlives its function (sam build would not call it, make build would).
+	for target := range targets {
+		if asMap(resources[target])["Type"] != functionType {
+			t.Errorf("the Makefile has build-%s, but template.yaml has no such function", target)
+		}
+	}
+}
+
+func TestTemplateQueuesFitTheirConsumers(t *testing.T) {
+	doc := consistencyDoc(t)
+	resources := asMap(doc["Resources"])
+	globalTimeout := lambdaDefaultTimeout
+	if v, ok := asMap(asMap(doc["Globals"])["Function"])["Timeout"]; ok {
+		n, err := literalInt(doc, v)
+		if err != nil {
+			t.Fatalf("Globals.Function.Timeout: %v", err)
+		}
+		globalTimeout = n
+	}
+
+	consumers := map[string][]sqsConsumer{} // queue logical id -> its consumers
+	for id, raw := range resources {
+		res := asMap(raw)
+		if res["Type"] != functionType {
+			continue
+		}
+		props := asMap(res["Properties"])
+		timeout := globalTimeout
+		if v, ok := props["Timeout"]; ok {
+			n, err := literalInt(doc, v)
+			if err != nil {
+				t.Errorf("%s.Timeout: %v", id, err)
+				continue
+			}
+			timeout = n
+		}
+		for name, rawEv := range asMap(props["Events"]) {
+			ev := asMap(rawEv)
+			if ev["Type"] != "SQS" {
+				continue
+			}
+			evProps := asMap(ev["Properties"])
+			rts := asSlice(evProps["FunctionResponseTypes"])
+			if len(rts) != 1 || rts[0] != "ReportBatchItemFailures" {
+				t.Errorf("%s.Events.%s: FunctionResponseTypes = %v, want [ReportBatchItemFailures] (one failed message must not redeliver its whole batch)", id, name, evProps["FunctionResponseTypes"])
+			}
+			queue, err := queueOf(evProps["Queue"])
+			if err != nil {
+				t.Errorf("%s.Events.%s.Queue: %v", id, name, err)
+				continue
+			}
+			if asMap(resources[queue])["Type"] != TypeQueue {
+				t.Errorf("%s.Events.%s reads %s, which is not an AWS::SQS::Queue of the template", id, name, queue)
+				continue
+			}
+			consumers[queue] = append(consumers[queue], sqsConsumer{function: id, timeout: timeout})
+		}
+	}
+
+	var queues []string
+	for q := range consumers {
+		queues = append(queues, q)
+	}
+	sort.Strings(queues)
+	for _, q := range queues {
+		props := asMap(asMap(resources[q])["Properties"])
+		visibility := sqsDefaultVisibilityTimeout
+		if v, ok := props["VisibilityTimeout"]; ok {
+			n, err := literalInt(doc, v)
+			if err != nil {
+				t.Errorf("%s.VisibilityTimeout: %v", q, err)
+				continue
+			}
+			visibility = n
+		}
+		for _, c := range consumers[q] {
+			// AWS's advice for SQS event sources: a message must not become visible again
+			// while an invocation (and Lambda's retries of a throttled one) still works on it.
+			if visibility < 6*c.timeout {
+				t.Errorf("%s.VisibilityTimeout = %d s, want at least 6 × %s's Timeout (%d s) = %d s",
+					q, visibility, c.function, c.timeout, 6*c.timeout)
+			}
+		}
+		rp := asMap(props["RedrivePolicy"])
+		if rp == nil {
+			var fns []string
+			for _, c := range consumers[q] {
+				fns = append(fns, c.function)
+			}
+			t.Errorf("%s is read by %s but has no RedrivePolicy: a message that always fails would be retried until it expires", q, strings.Join(fns, ", "))
+			continue
+		}
+		if _, _, ok := intrinsic(rp["deadLetterTargetArn"]); !ok {
+			t.Errorf("%s.RedrivePolicy.deadLetterTargetArn = %v, want !GetAtt <DLQ>.Arn", q, rp["deadLetterTargetArn"])
+		}
+		if n, err := literalInt(doc, rp["maxReceiveCount"]); err != nil || n < 1 {
+			t.Errorf("%s.RedrivePolicy.maxReceiveCount = %v: want a positive number (%v)", q, rp["maxReceiveCount"], err)
+		}
+	}
+}
+
+// The DeliveryQueue dead-letters a message after its last attempt: its maxReceiveCount is
+// the attempts shared/delivery makes (each attempt is one receive), and it keeps messages
+// longer than the whole retry schedule, or the last retries would expire instead of being
+// dead-lettered.
+func TestTemplateDeliveryQueueMatchesRetrySchedule(t *testing.T) {
+	doc := consistencyDoc(t)
+	res := asMap(asMap(doc["Resources"])["DeliveryQueue"])
+	if res == nil {
+		t.Skip("template.yaml has no DeliveryQueue")
+	}
+	props := asMap(res["Properties"])
+	opts := delivery.DefaultOptions()
+	retries := opts.MaxAttempts - 1
+
+	receives, err := literalInt(doc, asMap(props["RedrivePolicy"])["maxReceiveCount"])
+	if err != nil {
+		t.Fatalf("DeliveryQueue.RedrivePolicy.maxReceiveCount: %v", err)
+	}
+	if receives != 1+retries {
+		t.Errorf("DeliveryQueue maxReceiveCount = %d, want 1 + %d retries = %d (delivery.DefaultOptions().MaxAttempts)", receives, retries, 1+retries)
+	}
+
+	// The longest a message can live: every scheduled delay at its jittered maximum (the
+	// last entry repeats when the schedule is shorter than the retries).
+	var worst time.Duration
+	for i := 0; i < retries; i++ {
+		d := opts.Schedule[min(i, len(opts.Schedule)-1)]
+		worst += time.Duration(float64(d) * (1 + opts.Jitter))
+	}
+	retention := 345600 // SQS's default, 4 days
+	if v, ok := props["MessageRetentionPeriod"]; ok {
+		if retention, err = literalInt(doc, v); err != nil {
+			t.Fatalf("DeliveryQueue.MessageRetentionPeriod: %v", err)
+		}
+	}
+	if time.Duration(retention)*time.Second <= worst {
+		t.Errorf("DeliveryQueue MessageRetentionPeriod = %d s (%s), want more than the retry schedule at its longest (%s)",
+			retention, time.Duration(retention)*time.Second, worst)
+	}
+}
+
+// queueOf returns the logical id of an event source's Queue (!GetAtt <Queue>.Arn).
+func queueOf(v any) (string, error) {
+	name, arg, ok := intrinsic(v)
+	if !ok || name != "Fn::GetAtt" {
+		return "", fmt.Errorf("%v: want !GetAtt <Queue>.Arn", v)
+	}
+	res, attr, err := getAttArgs(arg)
+	if err != nil {
+		return "", err
+	}
+	if attr != "Arn" {
+		return "", fmt.Errorf("!GetAtt %s.%s: want the queue's Arn", res, attr)
+	}
+	return res, nil
+}
