@@ -170,3 +170,25 @@ func TestParseEvent(t *testing.T) {
 		}
 	}
 }
+
+func TestEventClockRules(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	if err := CheckEventTime(Event{OccurredAt: now.Add(MaxClockSkew)}, now); err != nil {
+		t.Fatalf("within the skew: %v", err)
+	}
+	if err := CheckEventTime(Event{OccurredAt: now.Add(MaxClockSkew + time.Second)}, now); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "future") {
+		t.Fatalf("future event: %v", err)
+	}
+	recent := Event{OccurredAt: now.Add(-time.Hour)}
+	if got := EventExpiry(recent, now.Add(-2*time.Hour)); !got.Equal(recent.OccurredAt.Add(EventRetention + 24*time.Hour)) {
+		t.Fatalf("expiry counts from occurred_at when it is later: %v", got)
+	}
+	old := Event{OccurredAt: now.Add(-40 * 24 * time.Hour)}
+	if got := EventExpiry(old, now); !got.Equal(now.Add(EventRetention + 24*time.Hour)) {
+		t.Fatalf("a backfilled event keeps the full retention from when it was stored: %v", got)
+	}
+	if _, err := ParseEvent([]byte(`{"id":5,"tenant_id":"a","type":"a.b","occurred_at":"2026-11-27T10:00:00Z","data":{}}`)); err == nil || !strings.Contains(err.Error(), "id must be a string") {
+		t.Fatalf("a wrongly typed field must be named: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -34,6 +35,10 @@ func ParseEvent(body []byte) (Event, error) {
 		Data       json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return Event{}, Invalid(te.Field, "%s must be a %s, not a JSON %s", te.Field, te.Type.Kind(), te.Value)
+		}
 		return Event{}, Invalid("", "event is not a JSON object: %v", err)
 	}
 	var e Event
@@ -61,6 +66,29 @@ func validEventID(s string) bool {
 		return false
 	}
 	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e || r == '#' })
+}
+
+// MaxClockSkew is how far in the future an event's occurred_at may be. A later one would
+// push endpoints' watermarks (and so replays' natural starting point) into the future.
+const MaxClockSkew = 5 * time.Minute
+
+// CheckEventTime refuses an event whose occurred_at is in the future beyond MaxClockSkew.
+func CheckEventTime(e Event, now time.Time) error {
+	if e.OccurredAt.After(now.Add(MaxClockSkew)) {
+		return Invalid("occurred_at", "occurred_at %s is in the future", e.OccurredAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// EventExpiry is when a stored event is deleted (DynamoDB TTL): the retention counted from
+// its occurred_at or, for a late event, from when it was stored, so a backfilled event is
+// still de-duplicated and replayable for the whole retention, plus a day of slack.
+func EventExpiry(e Event, storedAt time.Time) time.Time {
+	from := e.OccurredAt
+	if storedAt.After(from) {
+		from = storedAt
+	}
+	return from.Add(EventRetention + 24*time.Hour)
 }
 
 // Payload is the JSON body POSTed to endpoints (Standard Webhooks' recommended shape).

@@ -113,6 +113,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		r := &record{msgID: m.MessageId}
 		recs[i] = r
 		e, err := domain.ParseEvent([]byte(m.Body))
+		if err == nil {
+			err = domain.CheckEventTime(e, time.Now())
+		}
 		if err != nil {
 			h.deadLetter(ctx, log, r, m.Body, err)
 			continue

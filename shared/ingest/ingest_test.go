@@ -292,19 +292,20 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 		message{"m-json", `{"id": "evt_z", ` + secretMarker},
 		message{"m-type", missingType},
 		message{"m-big", oversized},
+		message{"m-future", fmt.Sprintf(`{"id":"evt_f","tenant_id":"tenant-a","type":"export.done","occurred_at":%q,"data":{}}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))},
 		message{"m-ok", envelope("tenant-a", "evt_1", "export.done")},
 	)
 	if len(failed) != 0 {
 		t.Fatalf("failed %v; malformed events must be acknowledged", failed)
 	}
 	dl := hs.deadLetters()
-	for id, want := range map[string]string{"m-json": "not a JSON object", "m-type": "type", "m-big": "limit"} {
+	for id, want := range map[string]string{"m-json": "not a JSON object", "m-type": "type", "m-big": "limit", "m-future": "future"} {
 		if !strings.Contains(dl[id], want) {
 			t.Errorf("dead letter of %s: reason %q, want it to mention %q", id, dl[id], want)
 		}
 	}
-	if len(dl) != 3 {
-		t.Errorf("dead letters %v, want 3", dl)
+	if len(dl) != 4 {
+		t.Errorf("dead letters %v, want 4", dl)
 	}
 	if got := hs.jobs(); !reflect.DeepEqual(got, pairs("evt_1", ep)) {
 		t.Errorf("jobs %v", got)

@@ -87,7 +87,7 @@ func (s *Events) Put(ctx context.Context, e domain.Event) (PutResult, error) {
 		Data:       string(e.Data),
 		// A day beyond the retention, so a replay of the oldest allowed range still finds
 		// events that TTL (which runs late, never early) has not removed yet.
-		ExpiresAt: e.OccurredAt.Add(domain.EventRetention + 24*time.Hour).Unix(),
+		ExpiresAt: domain.EventExpiry(e, time.Now()).Unix(),
 	})
 	if err != nil {
 		return PutResult{}, fmt.Errorf("put event %s: encode: %w", e.ID, err)
