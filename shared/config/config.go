@@ -31,8 +31,7 @@ type Config struct {
 
 	// AllowPrivateTargets permits http and private destinations: local development and
 	// tests only, never set in template.yaml.
-	AllowPrivateTargets bool   // WEBHOOKS_ALLOW_PRIVATE_TARGETS
-	LogLevel            string // WEBHOOKS_LOG_LEVEL (DEBUG, INFO, WARN, ERROR)
+	AllowPrivateTargets bool // WEBHOOKS_ALLOW_PRIVATE_TARGETS
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -56,7 +55,6 @@ func FromMap(env map[string]string) (Config, error) {
 		JWTIssuer:        env["WEBHOOKS_JWT_ISSUER"],
 		JWTAudience:      env["WEBHOOKS_JWT_AUDIENCE"],
 		TenantClaim:      env["WEBHOOKS_TENANT_CLAIM"],
-		LogLevel:         env["WEBHOOKS_LOG_LEVEL"],
 	}
 	if c.TenantClaim == "" {
 		c.TenantClaim = "tenant_id"

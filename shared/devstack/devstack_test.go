@@ -201,16 +201,17 @@ func TestProvisionTemplate(t *testing.T) {
 		t.Error("Template must not set WEBHOOKS_ALLOW_PRIVATE_TARGETS")
 	}
 	wantEnv := map[string]string{
-		"WEBHOOKS_ENDPOINTS_TABLE":   st.Prefix + "EndpointsTable",
-		"WEBHOOKS_IDEMPOTENCY_TABLE": st.Prefix + "IdempotencyTable",
-		"WEBHOOKS_RATE_LIMIT_TABLE":  st.Prefix + "RateLimitTable",
-		"WEBHOOKS_REPLAYS_TABLE":     st.Prefix + "ReplaysTable",
-		"WEBHOOKS_REPLAY_QUEUE_URL":  st.Resources["ReplayQueue"],
-		"WEBHOOKS_SECRETS_KEY_ID":    st.Resources["SecretsKey"],
-		"WEBHOOKS_CURSOR_SECRET_ARN": st.Resources["CursorSigningSecret"],
-		"WEBHOOKS_JWT_ISSUER":        "https://issuer.test/", // overridden
-		"WEBHOOKS_TENANT_CLAIM":      "tenant_id",            // Template default
-		"WEBHOOKS_LOG_LEVEL":         "INFO",
+		"WEBHOOKS_ENDPOINTS_TABLE":    st.Prefix + "EndpointsTable",
+		"WEBHOOKS_IDEMPOTENCY_TABLE":  st.Prefix + "IdempotencyTable",
+		"WEBHOOKS_RATE_LIMIT_TABLE":   st.Prefix + "RateLimitTable",
+		"WEBHOOKS_REPLAYS_TABLE":      st.Prefix + "ReplaysTable",
+		"WEBHOOKS_REPLAY_QUEUE_URL":   st.Resources["ReplayQueue"],
+		"WEBHOOKS_SECRETS_KEY_ID":     st.Resources["SecretsKey"],
+		"WEBHOOKS_CURSOR_SECRET_ARN":  st.Resources["CursorSigningSecret"],
+		"WEBHOOKS_JWT_ISSUER":         "https://issuer.test/", // overridden
+		"WEBHOOKS_TENANT_CLAIM":       "tenant_id",            // Template default
+		"WEBHOOKS_EVENTS_TABLE":       st.Prefix + "EventsTable",
+		"WEBHOOKS_DELIVERY_QUEUE_URL": st.Resources["DeliveryQueue"],
 	}
 	for k, w := range wantEnv {
 		if st.Env[k] != w {

@@ -58,7 +58,7 @@ func startEmulator(ctx context.Context, root string) (*emulator, error) {
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			e.Stop()
-			return nil, fmt.Errorf("moto did not start on %s (see .local/moto.log)", url)
+			return nil, fmt.Errorf("moto did not start on %s (see .local/dev-moto.log)", url)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
