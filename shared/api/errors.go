@@ -30,6 +30,20 @@ type errorBody struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
+// kindStatus maps the domain's error kinds to the contract's status and code.
+var kindStatus = map[domain.Kind]struct {
+	status int
+	code   string
+}{
+	domain.KindInvalid:      {http.StatusBadRequest, CodeInvalidRequest},
+	domain.KindUnauthorized: {http.StatusUnauthorized, CodeUnauthorized},
+	domain.KindForbidden:    {http.StatusForbidden, CodeForbidden},
+	domain.KindNotFound:     {http.StatusNotFound, CodeNotFound},
+	domain.KindConflict:     {http.StatusConflict, CodeVersionConflict},
+	domain.KindRateLimited:  {http.StatusTooManyRequests, CodeRateLimited},
+	domain.KindUnavailable:  {http.StatusServiceUnavailable, CodeDependencyDown},
+}
+
 // retryAfterUnavailable is what a 503 asks the client to wait, in seconds.
 const retryAfterUnavailable = "2"
 
@@ -46,31 +60,11 @@ func classify(err error) (int, errorBody) {
 	if !errors.As(err, &de) {
 		return http.StatusInternalServerError, errorBody{Error: CodeInternal, Message: "internal error; quote the request_id when reporting it"}
 	}
-	body := errorBody{Message: de.Msg, Field: de.Field, Reason: de.Reason}
-	switch de.Kind {
-	case domain.KindInvalid:
-		body.Error = CodeInvalidRequest
-		return http.StatusBadRequest, body
-	case domain.KindUnauthorized:
-		body.Error = CodeUnauthorized
-		return http.StatusUnauthorized, body
-	case domain.KindForbidden:
-		body.Error = CodeForbidden
-		return http.StatusForbidden, body
-	case domain.KindNotFound:
-		body.Error = CodeNotFound
-		return http.StatusNotFound, body
-	case domain.KindConflict:
-		body.Error = CodeVersionConflict
-		return http.StatusConflict, body
-	case domain.KindRateLimited:
-		body.Error = CodeRateLimited
-		return http.StatusTooManyRequests, body
-	case domain.KindUnavailable:
-		body.Error = CodeDependencyDown
-		return http.StatusServiceUnavailable, body
+	m, ok := kindStatus[de.Kind]
+	if !ok {
+		return http.StatusInternalServerError, errorBody{Error: CodeInternal, Message: "internal error; quote the request_id when reporting it"}
 	}
-	return http.StatusInternalServerError, errorBody{Error: CodeInternal, Message: "internal error; quote the request_id when reporting it"}
+	return m.status, errorBody{Error: m.code, Message: de.Msg, Field: de.Field, Reason: de.Reason}
 }
 
 // errorResponse renders err, logging what the client does not see.
@@ -81,6 +75,7 @@ func (h *Handler) errorResponse(r *http.Request, reqID string, err error) respon
 		h.log.ErrorContext(r.Context(), "request failed", "request_id", reqID, "status", status, "error", err)
 	}
 	resp := jsonResponse(status, body)
+	resp.reason = body.Reason
 	switch status {
 	case http.StatusUnauthorized:
 		resp.header.Set("WWW-Authenticate", `Bearer realm="webhooks", error="invalid_token"`)

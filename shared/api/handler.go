@@ -135,6 +135,8 @@ type response struct {
 	// secret is a generated secret inside body, which must not be stored in clear.
 	secret         *signing.Secret
 	secretEndpoint string
+	// reason is the error's domain reason, for metrics (empty on success and on replays).
+	reason string
 }
 
 func jsonResponse(status int, v any) response {
@@ -191,7 +193,7 @@ func (h *Handler) countOutcome(resp response) {
 	switch {
 	case resp.status == http.StatusTooManyRequests:
 		h.deps.Metrics.Add(metrics.RequestsRateLimited, 1)
-	case resp.status == http.StatusBadRequest && bytes.Contains(resp.body, []byte(`"reason":"`+domain.ReasonHandshakeFailed+`"`)):
+	case resp.reason == domain.ReasonHandshakeFailed:
 		h.deps.Metrics.Add(metrics.HandshakesFailed, 1)
 	}
 	if err := h.deps.Metrics.Flush(); err != nil {
