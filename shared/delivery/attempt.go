@@ -178,14 +178,14 @@ func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
 	}
 }
 
-// decode returns the message's job and the payload to POST.
+// decode returns the message's job and the payload to POST: the message body as is, the
+// sender having rendered it (queue.EncodeDeliveryJob).
 func decode(msg *events.SQSMessage) (domain.DeliveryJob, []byte, error) {
-	job, err := queue.ParseDeliveryJob(msg.Body)
+	job, err := queue.ParseDeliveryMessage(*msg)
 	if err != nil {
 		return job, nil, err
 	}
-	body, err := job.Event.Payload()
-	return job, body, err
+	return job, job.Payload, nil
 }
 
 // attemptNumber is the message's receive count: 1 on the first delivery, and one more for
@@ -356,27 +356,36 @@ func retryAfter(v string, now time.Time) time.Duration {
 
 // jobLog writes a job's log lines, each carrying the job's identifiers. (Logger.With
 // would pre-render them into a new handler per message, which costs more than the line.)
+// The attributes of a line are assembled in a stack buffer: nothing is allocated for them
+// beyond what slog itself does.
 type jobLog struct {
-	logger *slog.Logger
-	ids    []slog.Attr
+	logger     *slog.Logger
+	tenantID   string
+	endpointID string
+	eventID    string
+	replayID   string
+	number     int // the attempt number
 }
 
+// maxLineAttrs is the stack buffer of one line's attributes: the identifiers (5) and an
+// attempt's outcome (4) plus one extra. A line with more still works (append grows it).
+const maxLineAttrs = 10
+
 func newJobLog(l *slog.Logger, job domain.DeliveryJob, attempt int) jobLog {
-	ids := make([]slog.Attr, 0, 5)
-	ids = append(ids, slog.String("tenant_id", job.TenantID), slog.String("endpoint_id", job.EndpointID),
-		slog.String("event_id", job.Event.ID), slog.Int("attempt", attempt))
-	if job.ReplayID != "" {
-		ids = append(ids, slog.String("replay_id", job.ReplayID))
-	}
-	return jobLog{logger: l, ids: ids}
+	return jobLog{logger: l, tenantID: job.TenantID, endpointID: job.EndpointID, eventID: job.Event.ID, replayID: job.ReplayID, number: attempt}
 }
 
 func (l jobLog) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
 	if !l.logger.Enabled(ctx, level) {
 		return
 	}
-	all := make([]slog.Attr, 0, len(l.ids)+len(attrs))
-	all = append(append(all, l.ids...), attrs...)
+	var buf [maxLineAttrs]slog.Attr
+	all := append(buf[:0], slog.String("tenant_id", l.tenantID), slog.String("endpoint_id", l.endpointID),
+		slog.String("event_id", l.eventID), slog.Int("attempt", l.number))
+	if l.replayID != "" {
+		all = append(all, slog.String("replay_id", l.replayID))
+	}
+	all = append(all, attrs...)
 	l.logger.LogAttrs(ctx, level, msg, all...)
 }
 
@@ -387,8 +396,8 @@ func (l jobLog) attempt(ctx context.Context, a *domain.Attempt, extra ...slog.At
 	if a.Status == domain.DeliveryPending || a.Status == domain.DeliveryDead {
 		level = slog.LevelWarn
 	}
-	attrs := make([]slog.Attr, 0, 4+len(extra))
-	attrs = append(attrs, slog.String("status", string(a.Status)), slog.Int("http_status", a.HTTPStatus),
+	var buf [maxLineAttrs]slog.Attr
+	attrs := append(buf[:0], slog.String("status", string(a.Status)), slog.Int("http_status", a.HTTPStatus),
 		slog.Int64("latency_ms", a.Latency.Milliseconds()))
 	if a.ErrorClass != "" {
 		attrs = append(attrs, slog.String("error_class", a.ErrorClass))

@@ -28,6 +28,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/localsqs"
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/secretbox"
@@ -272,20 +273,21 @@ func job(ep domain.Endpoint, occurred time.Time) domain.DeliveryJob {
 	}
 }
 
-// message is the SQS record of j at its receiveCount-th receive.
+// message is the SQS record of j at its receiveCount-th receive, as Lambda hands it over.
 func message(t *testing.T, j domain.DeliveryJob, receiveCount int) events.SQSMessage {
 	t.Helper()
-	body, err := json.Marshal(j)
+	body, attrs, err := queue.EncodeDeliveryJob(j)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := "msg-" + j.Event.ID
-	return events.SQSMessage{
-		MessageId:     id,
-		ReceiptHandle: "rh-" + id,
-		Body:          string(body),
-		Attributes:    map[string]string{"ApproximateReceiveCount": strconv.Itoa(receiveCount)},
-	}
+	return localsqs.NewEvent([]sqstypes.Message{{
+		MessageId:         aws.String(id),
+		ReceiptHandle:     aws.String("rh-" + id),
+		Body:              &body,
+		Attributes:        map[string]string{"ApproximateReceiveCount": strconv.Itoa(receiveCount)},
+		MessageAttributes: attrs,
+	}}, "arn:aws:sqs:us-east-1:123456789012:DeliveryQueue", "").Records[0]
 }
 
 func (f *fixture) handle(t *testing.T, msgs ...events.SQSMessage) map[string]bool {
@@ -609,8 +611,11 @@ func TestDeliverDeadLettersThroughRedrive(t *testing.T) {
 	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
 	ep := f.endpoint(t, rc.URL, time.Time{}, newSecret(t))
 	j := job(ep, time.Now())
-	body, _ := json.Marshal(j)
-	if _, err := sqsClient.SendMessage(f.ctx, &sqs.SendMessageInput{QueueUrl: &queueURL, MessageBody: aws.String(string(body))}); err != nil {
+	body, attrs, err := queue.EncodeDeliveryJob(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqsClient.SendMessage(f.ctx, &sqs.SendMessageInput{QueueUrl: &queueURL, MessageBody: &body, MessageAttributes: attrs}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -618,6 +623,7 @@ func TestDeliverDeadLettersThroughRedrive(t *testing.T) {
 	for range 20 {
 		out, err := sqsClient.ReceiveMessage(f.ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: &queueURL, MaxNumberOfMessages: 10,
+			MessageAttributeNames:       []string{"All"},
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
 		})
 		if err != nil {
@@ -626,14 +632,10 @@ func TestDeliverDeadLettersThroughRedrive(t *testing.T) {
 		if len(out.Messages) == 0 {
 			break
 		}
-		var ev events.SQSEvent
 		for _, m := range out.Messages {
 			counts = append(counts, m.Attributes["ApproximateReceiveCount"])
-			ev.Records = append(ev.Records, events.SQSMessage{
-				MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
-				Body: aws.ToString(m.Body), Attributes: m.Attributes,
-			})
 		}
+		ev := localsqs.NewEvent(out.Messages, "", "us-east-1")
 		resp, _ := h.Handle(f.ctx, ev)
 		if len(resp.BatchItemFailures) != len(ev.Records) {
 			t.Fatalf("receive %v: %d failures reported, want %d", counts, len(resp.BatchItemFailures), len(ev.Records))
@@ -646,7 +648,7 @@ func TestDeliverDeadLettersThroughRedrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Messages) != 1 || aws.ToString(out.Messages[0].Body) != string(body) {
+	if len(out.Messages) != 1 || aws.ToString(out.Messages[0].Body) != body {
 		t.Fatalf("DLQ holds %d messages, want the delivery job", len(out.Messages))
 	}
 	got := f.attempts(t, ep)
@@ -910,15 +912,60 @@ func TestDeliverSkipsMissingEndpoint(t *testing.T) {
 func TestDeliverMalformedJobIsLeftToRedrive(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, allowLoopback, nil)
-	msg := events.SQSMessage{MessageId: "m-1", ReceiptHandle: "rh-1", Body: "{", Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
-	if !f.handle(t, msg)["m-1"] {
-		t.Fatal("a malformed job was acknowledged (it would be lost)")
+	rc := newReceiver(t, nil)
+	ep := f.endpoint(t, rc.URL, time.Time{}, newSecret(t))
+	noAttrs := events.SQSMessage{MessageId: "m-1", ReceiptHandle: "rh-1", Body: "{", Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
+	// A job of the first format: the whole job as JSON in the body, no attributes.
+	v1 := noAttrs
+	v1.MessageId, v1.ReceiptHandle = "m-2", "rh-2"
+	v1.Body = `{"tenant_id":"` + tenant + `","endpoint_id":"` + ep.ID + `","event":{"id":"evt_v1","tenant_id":"` + tenant +
+		`","type":"export.done","occurred_at":"2026-01-01T00:00:00Z","data":{}}}`
+	future := message(t, job(ep, time.Now()), 1)
+	future.MessageId, future.ReceiptHandle = "m-3", "rh-3"
+	version := "3"
+	future.MessageAttributes["job_version"] = events.SQSMessageAttribute{DataType: "String", StringValue: &version}
+
+	failed := f.handle(t, noAttrs, v1, future)
+	for _, m := range []events.SQSMessage{noAttrs, v1, future} {
+		if !failed[m.MessageId] {
+			t.Errorf("malformed job %s was acknowledged (it would be lost)", m.MessageId)
+		}
+		if got := f.vis.of(m.ReceiptHandle); len(got) != 0 {
+			t.Errorf("visibility changed for malformed job %s: %v", m.MessageId, got)
+		}
 	}
-	if got := f.vis.of("rh-1"); len(got) != 0 {
-		t.Errorf("visibility changed for a malformed job: %v", got)
+	if n := len(logLines(f.logs, t, "malformed delivery job")); n != 3 {
+		t.Errorf("%d log lines for the 3 malformed jobs", n)
 	}
-	if len(logLines(f.logs, t, "malformed delivery job")) != 1 {
-		t.Error("no log line for the malformed job")
+	if n := len(rc.requests()); n != 0 {
+		t.Errorf("receiver got %d requests for malformed jobs", n)
+	}
+}
+
+// TestDeliverPostsTheMessageBody: the payload is the message body as the sender rendered
+// it, POSTed and signed byte for byte, never rendered again.
+func TestDeliverPostsTheMessageBody(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, allowLoopback, nil)
+	rc := newReceiver(t, nil)
+	secret := newSecret(t)
+	ep := f.endpoint(t, rc.URL, time.Time{}, secret)
+	j := job(ep, time.Now())
+	j.Payload = []byte(`{"id":"` + j.Event.ID + `","type":"export.done","timestamp":"2026-01-01T00:00:00Z","data":{"as":"sent"}}`)
+	msg := message(t, j, 1)
+	if failed := f.handle(t, msg); len(failed) != 0 {
+		t.Fatalf("failures reported: %v", failed)
+	}
+	reqs := rc.requests()
+	if len(reqs) != 1 || !bytes.Equal(reqs[0].body, j.Payload) {
+		t.Fatalf("receiver got %d requests (%v), want the message body once", len(reqs), reqs)
+	}
+	if err := verifier(t, secret).Verify(reqs[0].body, reqs[0].header); err != nil {
+		t.Errorf("official verifier: %v", err)
+	}
+	if got := f.attempts(t, ep); len(got) != 1 || got[0].EventID != j.Event.ID || got[0].EventType != j.Event.Type ||
+		!got[0].OccurredAt.Equal(j.Event.OccurredAt) || got[0].Status != domain.DeliverySucceeded {
+		t.Errorf("recorded %+v", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -254,6 +255,20 @@ func TestSampleEvent(t *testing.T) {
 		}
 		if !domain.ValidID(domain.EndpointIDPrefix, job.EndpointID) || len(body) == 0 {
 			t.Errorf("record %s: endpoint id %q, payload %d bytes", rec.MessageId, job.EndpointID, len(body))
+		}
+		// The body is the payload the sender renders from the event the attributes describe.
+		var p struct {
+			ID        string          `json:"id"`
+			Type      string          `json:"type"`
+			Timestamp string          `json:"timestamp"`
+			Data      json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil || p.ID != job.Event.ID || p.Type != job.Event.Type ||
+			p.Timestamp != job.Event.OccurredAt.Format(time.RFC3339Nano) || len(p.Data) == 0 {
+			t.Errorf("record %s: body %s does not match the attributes %+v (%v)", rec.MessageId, body, job.Event, err)
+		}
+		if rerendered, err := (domain.Event{ID: p.ID, Type: p.Type, OccurredAt: job.Event.OccurredAt, Data: p.Data}).Payload(); err != nil || !bytes.Equal(rerendered, body) {
+			t.Errorf("record %s: body %s is not as the sender renders it (%s)", rec.MessageId, body, rerendered)
 		}
 		if rec.Attributes["ApproximateReceiveCount"] != "1" {
 			t.Errorf("record %s: ApproximateReceiveCount %q", rec.MessageId, rec.Attributes["ApproximateReceiveCount"])

@@ -9,7 +9,8 @@ import (
 )
 
 // MaxEventBytes caps an ingested envelope (the whole SQS message body). Delivery jobs carry
-// the event, so the cap keeps every job well inside SQS's message size limit.
+// the event's rendered payload, so the cap keeps every job well inside SQS's message size
+// limit.
 const MaxEventBytes = 128 << 10
 
 // Event is a platform event as producers send it to the IngestQueue.
@@ -105,14 +106,21 @@ func (e Event) Payload() ([]byte, error) {
 	return b, nil
 }
 
-// DeliveryJob is one event for one endpoint: the DeliveryQueue message body. It carries the
-// event so a delivery needs no database read for it.
+// DeliveryJob is one event for one endpoint. On the DeliveryQueue its message body is the
+// payload to POST, rendered once by the sender, and the other fields travel as message
+// attributes (queue.EncodeDeliveryJob, queue.ParseDeliveryMessage), so a delivery needs no
+// database read for the event and decodes no JSON.
+//
+// Producers fill Event (with Data). Consumers get Event without Data, and Payload instead.
 type DeliveryJob struct {
 	TenantID   string `json:"tenant_id"`
 	EndpointID string `json:"endpoint_id"`
 	Event      Event  `json:"event"`
 	// ReplayID is set for deliveries enqueued by a replay.
 	ReplayID string `json:"replay_id,omitempty"`
+	// Payload is the exact body to POST; set by the consumer side from the message body,
+	// rendered from Event (Event.Payload) by the sender when empty.
+	Payload []byte `json:"-"`
 }
 
 // DeliveryStatus is the outcome recorded for one delivery attempt.

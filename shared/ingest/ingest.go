@@ -175,11 +175,22 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			log.WarnContext(ctx, "list endpoints failed; the message will be retried", fanAttrs(f, "error", l.err)...)
 			continue
 		}
+		// The POST body is rendered once per event, not once per endpoint.
+		var payload []byte
 		for _, ep := range l.endpoints {
-			if ep.Subscribes(f.event.Type) {
-				jobs = append(jobs, domain.DeliveryJob{TenantID: f.event.TenantID, EndpointID: ep.ID, Event: f.event})
-				f.jobs++
+			if !ep.Subscribes(f.event.Type) {
+				continue
 			}
+			if payload == nil {
+				var err error
+				if payload, err = f.event.Payload(); err != nil {
+					f.failed = true
+					log.ErrorContext(ctx, "render payload failed; the message will be retried", fanAttrs(f, "error", err)...)
+					break
+				}
+			}
+			jobs = append(jobs, domain.DeliveryJob{TenantID: f.event.TenantID, EndpointID: ep.ID, Event: f.event, Payload: payload})
+			f.jobs++
 		}
 	}
 	if len(jobs) > 0 {

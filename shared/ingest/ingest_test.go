@@ -22,6 +22,7 @@ import (
 
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/ingest"
+	"github.com/datajetty/webhooks/shared/localsqs"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/store"
 	"github.com/datajetty/webhooks/shared/testenv"
@@ -131,7 +132,7 @@ func (hs *harness) jobs() []string {
 	out := []string{}
 	for {
 		res, err := hs.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: &hs.deliveryURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+			QueueUrl: &hs.deliveryURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: []string{"All"}})
 		if err != nil {
 			hs.t.Fatal(err)
 		}
@@ -139,13 +140,13 @@ func (hs *harness) jobs() []string {
 			sort.Strings(out)
 			return out
 		}
-		for _, m := range res.Messages {
-			j, err := queue.ParseDeliveryJob(aws.ToString(m.Body))
+		for _, m := range localsqs.NewEvent(res.Messages, "", "us-east-1").Records {
+			j, err := queue.ParseDeliveryMessage(m)
 			if err != nil {
 				hs.t.Fatal(err)
 			}
-			if j.TenantID != j.Event.TenantID || !strings.Contains(string(j.Event.Data), secretMarker) {
-				hs.t.Errorf("job %+v does not carry its event", j)
+			if j.TenantID != j.Event.TenantID || !strings.Contains(string(j.Payload), secretMarker) {
+				hs.t.Errorf("job %+v does not carry its event's payload", j)
 			}
 			out = append(out, j.Event.ID+">"+j.EndpointID)
 		}
@@ -523,11 +524,17 @@ func TestSampleEvent(t *testing.T) {
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("Handle = %+v, %v", resp, err)
 	}
-	res, err := hs.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &hs.deliveryURL, WaitTimeSeconds: 1})
+	res, err := hs.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+		QueueUrl: &hs.deliveryURL, WaitTimeSeconds: 1, MessageAttributeNames: []string{"All"}})
 	if err != nil || len(res.Messages) != 1 {
 		t.Fatalf("receive: %v, %d jobs", err, len(res.Messages))
 	}
-	if j, err := queue.ParseDeliveryJob(aws.ToString(res.Messages[0].Body)); err != nil || j.EndpointID != ep || j.Event.ID != e.ID {
+	payload, err := e.Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := localsqs.NewEvent(res.Messages, "", "us-east-1").Records[0]
+	if j, err := queue.ParseDeliveryMessage(m); err != nil || j.EndpointID != ep || j.Event.ID != e.ID || string(j.Payload) != string(payload) {
 		t.Errorf("job %+v, %v", j, err)
 	}
 }

@@ -2,13 +2,13 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -35,20 +35,102 @@ const (
 	defaultConcurrency = 8
 )
 
-// ParseDeliveryJob decodes and checks a delivery queue message body.
-func ParseDeliveryJob(body string) (domain.DeliveryJob, error) {
-	var j domain.DeliveryJob
-	if err := json.Unmarshal([]byte(body), &j); err != nil {
-		return domain.DeliveryJob{}, fmt.Errorf("decode delivery job: %w", err)
+// Message attributes of a DeliveryQueue message (all of data type String). The body is the
+// payload to POST; these carry what the consumer needs to route, sign and record it.
+const (
+	// JobAttrVersion is the message format: JobVersion.
+	JobAttrVersion    = "job_version"
+	JobAttrTenantID   = "tenant_id"
+	JobAttrEndpointID = "endpoint_id"
+	JobAttrEventID    = "event_id"
+	JobAttrEventType  = "event_type"
+	// JobAttrOccurredAt is the event's occurred_at, RFC 3339 with nanoseconds, UTC.
+	JobAttrOccurredAt = "occurred_at"
+	// JobAttrReplayID is present only on deliveries enqueued by a replay.
+	JobAttrReplayID = "replay_id"
+)
+
+// JobVersion is the JobAttrVersion of the format above. (Version 1, never labelled, was a
+// JSON body holding the whole job and the event.)
+const JobVersion = "2"
+
+// EncodeDeliveryJob renders j as a DeliveryQueue message: the body is the payload to POST
+// (j.Payload, or j.Event.Payload() when that is empty) and the routing fields are message
+// attributes. It refuses a job its consumer would refuse.
+func EncodeDeliveryJob(j domain.DeliveryJob) (body string, attrs map[string]types.MessageAttributeValue, err error) {
+	switch {
+	case j.TenantID == "" || j.EndpointID == "":
+		return "", nil, fmt.Errorf("encode delivery job for event %s: tenant_id and endpoint_id are required", j.Event.ID)
+	case j.Event.ID == "" || j.Event.Type == "" || j.Event.OccurredAt.IsZero():
+		return "", nil, fmt.Errorf("encode delivery job for endpoint %s: event id, type and occurred_at are required", j.EndpointID)
+	case j.Event.TenantID != j.TenantID:
+		return "", nil, fmt.Errorf("encode delivery job for event %s: the event belongs to another tenant", j.Event.ID)
 	}
+	payload := j.Payload
+	if len(payload) == 0 {
+		if payload, err = j.Event.Payload(); err != nil {
+			return "", nil, fmt.Errorf("encode delivery job: %w", err)
+		}
+	}
+	n := 6
+	if j.ReplayID != "" {
+		n++
+	}
+	attrs = make(map[string]types.MessageAttributeValue, n)
+	attrs[JobAttrVersion] = jobAttr(JobVersion)
+	attrs[JobAttrTenantID] = jobAttr(j.TenantID)
+	attrs[JobAttrEndpointID] = jobAttr(j.EndpointID)
+	attrs[JobAttrEventID] = jobAttr(j.Event.ID)
+	attrs[JobAttrEventType] = jobAttr(j.Event.Type)
+	attrs[JobAttrOccurredAt] = jobAttr(j.Event.OccurredAt.UTC().Format(time.RFC3339Nano))
+	if j.ReplayID != "" {
+		attrs[JobAttrReplayID] = jobAttr(j.ReplayID)
+	}
+	return string(payload), attrs, nil
+}
+
+func jobAttr(s string) types.MessageAttributeValue {
+	return types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(s)}
+}
+
+// ParseDeliveryMessage reads a DeliveryQueue message as Lambda hands it over: the routing
+// fields from its message attributes, the payload (Payload) from its body, which is not
+// decoded. The job's Event has no Data: the payload is already rendered.
+func ParseDeliveryMessage(msg events.SQSMessage) (domain.DeliveryJob, error) {
+	attr := func(name string) string {
+		if a, ok := msg.MessageAttributes[name]; ok && a.StringValue != nil {
+			return *a.StringValue
+		}
+		return ""
+	}
+	if v := attr(JobAttrVersion); v != JobVersion {
+		if v == "" {
+			return domain.DeliveryJob{}, errors.New("decode delivery job: no job_version attribute (not a version " + JobVersion + " job)")
+		}
+		return domain.DeliveryJob{}, fmt.Errorf("decode delivery job: job_version %q is not %s", v, JobVersion)
+	}
+	j := domain.DeliveryJob{
+		TenantID:   attr(JobAttrTenantID),
+		EndpointID: attr(JobAttrEndpointID),
+		Event:      domain.Event{ID: attr(JobAttrEventID), Type: attr(JobAttrEventType)},
+		ReplayID:   attr(JobAttrReplayID),
+	}
+	j.Event.TenantID = j.TenantID
+	occurred := attr(JobAttrOccurredAt)
 	switch {
 	case j.TenantID == "" || j.EndpointID == "":
 		return domain.DeliveryJob{}, errors.New("decode delivery job: tenant_id and endpoint_id are required")
-	case j.Event.ID == "" || j.Event.Type == "" || j.Event.OccurredAt.IsZero():
-		return domain.DeliveryJob{}, errors.New("decode delivery job: event id, type and occurred_at are required")
-	case j.Event.TenantID != j.TenantID:
-		return domain.DeliveryJob{}, errors.New("decode delivery job: the event belongs to another tenant")
+	case j.Event.ID == "" || j.Event.Type == "" || occurred == "":
+		return domain.DeliveryJob{}, errors.New("decode delivery job: event_id, event_type and occurred_at are required")
+	case msg.Body == "":
+		return domain.DeliveryJob{}, errors.New("decode delivery job: the body (the payload) is empty")
 	}
+	at, err := time.Parse(time.RFC3339Nano, occurred)
+	if err != nil {
+		return domain.DeliveryJob{}, fmt.Errorf("decode delivery job: occurred_at: %w", err)
+	}
+	j.Event.OccurredAt = at.UTC()
+	j.Payload = []byte(msg.Body)
 	return j, nil
 }
 
@@ -70,10 +152,13 @@ func NewDeliveryJobs(client *sqs.Client, queueURL string) *DeliveryJobs {
 type batchEntry struct {
 	index int
 	body  string
+	attrs map[string]types.MessageAttributeValue
+	size  int // what the message counts toward the batch's size: body and attributes
 }
 
-// Send enqueues the jobs, one JSON message each, with SendMessageBatch in full batches of
-// 10 (fewer only when the bodies' total size requires it). Entries that SQS reports failed
+// Send enqueues the jobs, one message each (EncodeDeliveryJob: the payload rendered once,
+// here, as the body), with SendMessageBatch in full batches of 10 (fewer only when the
+// messages' total size, bodies and attributes, requires it). Entries that SQS reports failed
 // are retried, alone and again in full batches, up to three times with a short backoff;
 // entries failed through the sender's fault (which a retry cannot fix) are not.
 //
@@ -84,13 +169,13 @@ func (q *DeliveryJobs) Send(ctx context.Context, jobs []domain.DeliveryJob) ([]d
 	var encodeErr error
 	pending := make([]batchEntry, 0, len(jobs))
 	for i, j := range jobs {
-		b, err := json.Marshal(j)
+		body, attrs, err := EncodeDeliveryJob(j)
 		if err != nil {
 			failed = append(failed, j)
-			encodeErr = fmt.Errorf("encode delivery job for event %s: %w", j.Event.ID, err)
+			encodeErr = err
 			continue
 		}
-		pending = append(pending, batchEntry{index: i, body: string(b)})
+		pending = append(pending, batchEntry{index: i, body: body, attrs: attrs, size: len(body) + attrsSize(attrs)})
 	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt > 0 {
@@ -155,7 +240,7 @@ func (q *DeliveryJobs) sendBatch(ctx context.Context, batch []batchEntry) (retry
 	for i, e := range batch {
 		id := strconv.Itoa(e.index)
 		byID[id] = e
-		in.Entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(e.body)}
+		in.Entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(e.body), MessageAttributes: e.attrs}
 	}
 	out, err := q.sqs.SendMessageBatch(ctx, in)
 	if err != nil {
@@ -186,18 +271,19 @@ func (q *DeliveryJobs) sendBatch(ctx context.Context, batch []batchEntry) (retry
 	return retry, giveUp, nil
 }
 
-// chunkEntries splits entries into batches of at most maxBatchEntries and maxBatchBytes.
+// chunkEntries splits entries into batches of at most maxBatchEntries and maxBatchBytes
+// (bodies plus attributes, as SQS counts them).
 func chunkEntries(entries []batchEntry) [][]batchEntry {
 	var out [][]batchEntry
 	var cur []batchEntry
 	size := 0
 	for _, e := range entries {
-		if len(cur) == maxBatchEntries || (len(cur) > 0 && size+len(e.body) > maxBatchBytes) {
+		if len(cur) == maxBatchEntries || (len(cur) > 0 && size+e.size > maxBatchBytes) {
 			out = append(out, cur)
 			cur, size = nil, 0
 		}
 		cur = append(cur, e)
-		size += len(e.body)
+		size += e.size
 	}
 	if len(cur) > 0 {
 		out = append(out, cur)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -22,6 +23,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/localsqs"
 	"github.com/datajetty/webhooks/shared/testenv"
 )
 
@@ -110,34 +112,40 @@ func testJobs(n int) []domain.DeliveryJob {
 	return out
 }
 
-// receiveJobs reads want messages (or what arrives within a few seconds) and returns the
-// parsed jobs' endpoint ids, sorted.
+// receiveMessages makes one ReceiveMessage call, with every message attribute, and returns
+// the messages as Lambda's event source would hand them over.
+func receiveMessages(t *testing.T, client *sqs.Client, url string, wait int32) []events.SQSMessage {
+	t.Helper()
+	out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+		QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: wait,
+		MessageAttributeNames:       []string{"All"},
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return localsqs.NewEvent(out.Messages, "", "us-east-1").Records
+}
+
+// receiveJobs reads want messages (or what arrives within a few seconds), parses them with
+// ParseDeliveryMessage and returns the jobs' endpoint ids, sorted.
 func receiveJobs(t *testing.T, client *sqs.Client, url string, want int) []string {
 	t.Helper()
-	ctx := context.Background()
 	var got []string
-	for deadline := time.Now().Add(5 * time.Second); len(got) < want && time.Now().Before(deadline); {
-		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range out.Messages {
-			j, err := ParseDeliveryJob(aws.ToString(m.Body))
+	parse := func(msgs []events.SQSMessage) {
+		for _, m := range msgs {
+			j, err := ParseDeliveryMessage(m)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("message %s: %v", m.MessageId, err)
 			}
 			got = append(got, j.EndpointID)
 		}
 	}
+	for deadline := time.Now().Add(5 * time.Second); len(got) < want && time.Now().Before(deadline); {
+		parse(receiveMessages(t, client, url, 1))
+	}
 	// Anything beyond want is a duplicate send.
-	out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range out.Messages {
-		j, _ := ParseDeliveryJob(aws.ToString(m.Body))
-		got = append(got, j.EndpointID)
-	}
+	parse(receiveMessages(t, client, url, 0))
 	sort.Strings(got)
 	return got
 }
@@ -287,26 +295,194 @@ func TestDeliveryJobsQueueDown(t *testing.T) {
 	}
 }
 
-func TestParseDeliveryJob(t *testing.T) {
+// TestDeliveryJobsMessageFormat checks the wire format through the queue: the body is the
+// rendered payload, the routing fields are String attributes, and ParseDeliveryMessage
+// reads back the job (without the event's data, with the payload).
+func TestDeliveryJobsMessageFormat(t *testing.T) {
 	t.Parallel()
+	url := deliveryQueue(t)
+	client := (&batchSpy{}).client(t)
+
 	j := testJob(1)
+	j.Event.OccurredAt = time.Date(2026, 3, 14, 16, 9, 26, 535897932, time.FixedZone("CET", 3600))
 	j.ReplayID = "rp_1"
-	b, err := json.Marshal(j)
+	plain := testJob(2)
+	preset := testJob(3)
+	preset.Payload = []byte(`{"preset":true}`)
+	if failed, err := NewDeliveryJobs(client, url).Send(context.Background(), []domain.DeliveryJob{j, plain, preset}); err != nil || len(failed) != 0 {
+		t.Fatalf("Send = %d failed, %v", len(failed), err)
+	}
+	var msgs []events.SQSMessage
+	for deadline := time.Now().Add(5 * time.Second); len(msgs) < 3 && time.Now().Before(deadline); {
+		msgs = append(msgs, receiveMessages(t, client, url, 1)...)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("received %d messages, want 3", len(msgs))
+	}
+	byEndpoint := map[string]events.SQSMessage{}
+	for _, m := range msgs {
+		byEndpoint[aws.ToString(m.MessageAttributes[JobAttrEndpointID].StringValue)] = m
+	}
+
+	m := byEndpoint[j.EndpointID]
+	payload, err := j.Event.Payload()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseDeliveryJob(string(b))
-	if err != nil || !reflect.DeepEqual(got, j) {
-		t.Fatalf("ParseDeliveryJob = %+v, %v; want %+v", got, err, j)
+	if m.Body != string(payload) {
+		t.Errorf("body %s, want the payload %s", m.Body, payload)
 	}
-	for _, body := range []string{
-		``, `{`, `{}`,
-		`{"tenant_id":"t","endpoint_id":"ep","event":{}}`,
-		`{"tenant_id":"t","event":{"id":"e","tenant_id":"t","type":"a.b","occurred_at":"2026-01-01T00:00:00Z"}}`,
-		`{"tenant_id":"t","endpoint_id":"ep","event":{"id":"e","tenant_id":"u","type":"a.b","occurred_at":"2026-01-01T00:00:00Z"}}`,
+	wantAttrs := map[string]string{
+		"job_version": "2", "tenant_id": "tenant-a", "endpoint_id": "ep_01", "event_id": "evt_1",
+		"event_type": "export.done", "occurred_at": "2026-03-14T15:09:26.535897932Z", "replay_id": "rp_1",
+	}
+	gotAttrs := map[string]string{}
+	for k, v := range m.MessageAttributes {
+		if v.DataType != "String" {
+			t.Errorf("attribute %s has data type %q, want String", k, v.DataType)
+		}
+		gotAttrs[k] = aws.ToString(v.StringValue)
+	}
+	if !reflect.DeepEqual(gotAttrs, wantAttrs) {
+		t.Errorf("attributes %v, want %v", gotAttrs, wantAttrs)
+	}
+	got, err := ParseDeliveryMessage(m)
+	want := j
+	want.Event.Data = nil
+	want.Event.OccurredAt = j.Event.OccurredAt.UTC()
+	want.Payload = payload
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseDeliveryMessage = %+v, %v; want %+v", got, err, want)
+	}
+
+	if _, ok := byEndpoint[plain.EndpointID].MessageAttributes[JobAttrReplayID]; ok {
+		t.Errorf("a job without a replay has a replay_id attribute")
+	}
+	if got := byEndpoint[preset.EndpointID].Body; got != `{"preset":true}` {
+		t.Errorf("a job with a payload was sent as %s, want its payload as is", got)
+	}
+}
+
+// TestDeliveryJobsSizeCountsAttributes: the batch size cap counts the attributes too. Two of
+// these bodies fit in 256 KiB; with their attributes they do not.
+func TestDeliveryJobsSizeCountsAttributes(t *testing.T) {
+	t.Parallel()
+	url := deliveryQueue(t)
+	spy := &batchSpy{}
+	client := spy.client(t)
+
+	all := testJobs(4)
+	for i := range all {
+		all[i].Payload = []byte(`"` + strings.Repeat("y", maxBatchBytes/2-16) + `"`)
+	}
+	if 2*len(all[0].Payload) > maxBatchBytes {
+		t.Fatal("two bodies alone must fit in a batch for this test")
+	}
+	failed, err := NewDeliveryJobs(client, url).Send(context.Background(), all)
+	if err != nil || len(failed) != 0 {
+		t.Fatalf("Send = %d failed, %v", len(failed), err)
+	}
+	if calls := spy.batches(); len(calls) != 4 {
+		t.Errorf("%d calls %v, want 4 (one job each)", len(calls), calls)
+	}
+	if got := receiveJobs(t, client, url, 4); !reflect.DeepEqual(got, endpointIDs(all)) {
+		t.Errorf("queue holds %v", got)
+	}
+}
+
+// TestDeliveryJobsRefuseInvalid: a job its consumer would refuse is not sent; the others are.
+func TestDeliveryJobsRefuseInvalid(t *testing.T) {
+	t.Parallel()
+	url := deliveryQueue(t)
+	spy := &batchSpy{}
+	client := spy.client(t)
+
+	all := testJobs(3)
+	all[1].Event.TenantID = "tenant-b"
+	failed, err := NewDeliveryJobs(client, url).Send(context.Background(), all)
+	if err == nil || !reflect.DeepEqual(endpointIDs(failed), []string{"ep_01"}) {
+		t.Fatalf("Send = %v, %v; want ep_01 failed with an error", endpointIDs(failed), err)
+	}
+	if got := receiveJobs(t, client, url, 2); !reflect.DeepEqual(got, []string{"ep_00", "ep_02"}) {
+		t.Errorf("queue holds %v", got)
+	}
+}
+
+func TestEncodeDeliveryJobRefuses(t *testing.T) {
+	t.Parallel()
+	for name, mutate := range map[string]func(*domain.DeliveryJob){
+		"no tenant":      func(j *domain.DeliveryJob) { j.TenantID, j.Event.TenantID = "", "" },
+		"no endpoint":    func(j *domain.DeliveryJob) { j.EndpointID = "" },
+		"no event id":    func(j *domain.DeliveryJob) { j.Event.ID = "" },
+		"no event type":  func(j *domain.DeliveryJob) { j.Event.Type = "" },
+		"no occurred_at": func(j *domain.DeliveryJob) { j.Event.OccurredAt = time.Time{} },
+		"other tenant":   func(j *domain.DeliveryJob) { j.Event.TenantID = "tenant-b" },
+		"bad data":       func(j *domain.DeliveryJob) { j.Event.Data = json.RawMessage(`{`) },
 	} {
-		if _, err := ParseDeliveryJob(body); err == nil {
-			t.Errorf("ParseDeliveryJob(%q) accepted", body)
+		j := testJob(1)
+		mutate(&j)
+		if _, _, err := EncodeDeliveryJob(j); err == nil {
+			t.Errorf("%s: EncodeDeliveryJob accepted %+v", name, j)
+		}
+	}
+}
+
+// deliveryMessage is j's message as Lambda hands it over, without going through SQS.
+func deliveryMessage(t *testing.T, j domain.DeliveryJob) events.SQSMessage {
+	t.Helper()
+	body, attrs, err := EncodeDeliveryJob(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return localsqs.NewEvent([]types.Message{{MessageId: aws.String("m-1"), Body: &body, MessageAttributes: attrs}}, "", "us-east-1").Records[0]
+}
+
+func TestParseDeliveryMessage(t *testing.T) {
+	t.Parallel()
+	j := testJob(1)
+	j.ReplayID = "rp_1"
+	payload, err := j.Event.Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseDeliveryMessage(deliveryMessage(t, j))
+	want := j
+	want.Event.Data = nil
+	want.Payload = payload
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseDeliveryMessage = %+v, %v; want %+v", got, err, want)
+	}
+
+	str := func(s string) events.SQSMessageAttribute {
+		return events.SQSMessageAttribute{DataType: "String", StringValue: &s}
+	}
+	for name, mutate := range map[string]func(*events.SQSMessage){
+		"no attributes":   func(m *events.SQSMessage) { m.MessageAttributes = nil },
+		"no job_version":  func(m *events.SQSMessage) { delete(m.MessageAttributes, "job_version") },
+		"job_version 1":   func(m *events.SQSMessage) { m.MessageAttributes["job_version"] = str("1") },
+		"job_version 3":   func(m *events.SQSMessage) { m.MessageAttributes["job_version"] = str("3") },
+		"no tenant_id":    func(m *events.SQSMessage) { delete(m.MessageAttributes, "tenant_id") },
+		"no endpoint_id":  func(m *events.SQSMessage) { delete(m.MessageAttributes, "endpoint_id") },
+		"no event_id":     func(m *events.SQSMessage) { delete(m.MessageAttributes, "event_id") },
+		"no event_type":   func(m *events.SQSMessage) { delete(m.MessageAttributes, "event_type") },
+		"no occurred_at":  func(m *events.SQSMessage) { delete(m.MessageAttributes, "occurred_at") },
+		"empty tenant_id": func(m *events.SQSMessage) { m.MessageAttributes["tenant_id"] = str("") },
+		"no string value": func(m *events.SQSMessage) {
+			m.MessageAttributes["event_id"] = events.SQSMessageAttribute{DataType: "Binary"}
+		},
+		"bad occurred_at":  func(m *events.SQSMessage) { m.MessageAttributes["occurred_at"] = str("yesterday") },
+		"date occurred_at": func(m *events.SQSMessage) { m.MessageAttributes["occurred_at"] = str("2026-01-01") },
+		"empty body":       func(m *events.SQSMessage) { m.Body = "" },
+		// A version 1 job: the whole job as JSON in the body, no attributes.
+		"version 1 job": func(m *events.SQSMessage) {
+			m.MessageAttributes = map[string]events.SQSMessageAttribute{}
+			m.Body = `{"tenant_id":"tenant-a","endpoint_id":"ep_01","event":{"id":"evt_1","tenant_id":"tenant-a","type":"export.done","occurred_at":"2026-01-01T00:00:00Z","data":{}}}`
+		},
+	} {
+		m := deliveryMessage(t, j)
+		mutate(&m)
+		if got, err := ParseDeliveryMessage(m); err == nil {
+			t.Errorf("%s: ParseDeliveryMessage accepted it as %+v", name, got)
 		}
 	}
 }

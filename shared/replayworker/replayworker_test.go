@@ -16,13 +16,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/localsqs"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/replayworker"
 	"github.com/datajetty/webhooks/shared/store"
@@ -183,7 +183,8 @@ func (f *fixture) start(t *testing.T, from, at time.Time) (domain.Replay, events
 	return r, events.SQSMessage{}
 }
 
-// receive drains the visible messages of a queue, as Lambda's event source hands them over.
+// receive drains the visible messages of a queue, as Lambda's event source hands them over
+// (with their system and message attributes).
 func (f *fixture) receive(t *testing.T, url string) []events.SQSMessage {
 	t.Helper()
 	var msgs []events.SQSMessage
@@ -192,6 +193,7 @@ func (f *fixture) receive(t *testing.T, url string) []events.SQSMessage {
 			QueueUrl:                    &url,
 			MaxNumberOfMessages:         10,
 			VisibilityTimeout:           900,
+			MessageAttributeNames:       []string{"All"},
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
 		})
 		if err != nil {
@@ -201,18 +203,7 @@ func (f *fixture) receive(t *testing.T, url string) []events.SQSMessage {
 			empty++
 			continue
 		}
-		for _, m := range out.Messages {
-			if m.Attributes == nil {
-				m.Attributes = map[string]string{}
-			}
-			msgs = append(msgs, events.SQSMessage{
-				MessageId:     aws.ToString(m.MessageId),
-				ReceiptHandle: aws.ToString(m.ReceiptHandle),
-				Body:          aws.ToString(m.Body),
-				Attributes:    m.Attributes,
-				EventSource:   "aws:sqs",
-			})
-		}
+		msgs = append(msgs, localsqs.NewEvent(out.Messages, "", "us-east-1").Records...)
 	}
 	return msgs
 }
@@ -222,7 +213,7 @@ func (f *fixture) delivered(t *testing.T) []domain.DeliveryJob {
 	t.Helper()
 	var jobs []domain.DeliveryJob
 	for _, m := range f.receive(t, f.env["WEBHOOKS_DELIVERY_QUEUE_URL"]) {
-		j, err := queue.ParseDeliveryJob(m.Body)
+		j, err := queue.ParseDeliveryMessage(m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,8 +273,12 @@ func checkJobs(t *testing.T, f *fixture, r domain.Replay, jobs []domain.Delivery
 		if j.TenantID != tenant || j.EndpointID != f.ep.ID || j.ReplayID != r.ID {
 			t.Errorf("job of %s: tenant %q endpoint %q replay %q, want %q %q %q", e.ID, j.TenantID, j.EndpointID, j.ReplayID, tenant, f.ep.ID, r.ID)
 		}
-		if j.Event.TenantID != e.TenantID || j.Event.Type != e.Type || !j.Event.OccurredAt.Equal(e.OccurredAt) || string(j.Event.Data) != string(e.Data) {
-			t.Errorf("job of %s carries %+v, want the original %+v", e.ID, j.Event, e)
+		payload, err := e.Payload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Event.TenantID != e.TenantID || j.Event.Type != e.Type || !j.Event.OccurredAt.Equal(e.OccurredAt) || string(j.Payload) != string(payload) {
+			t.Errorf("job of %s carries %+v and payload %s, want the original %+v", e.ID, j.Event, j.Payload, e)
 		}
 	}
 	for _, e := range want {
