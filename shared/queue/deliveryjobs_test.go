@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"reflect"
 	"slices"
 	"sort"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go/middleware"
@@ -269,24 +266,9 @@ func TestDeliveryJobsSizeLimitedBatches(t *testing.T) {
 
 func TestDeliveryJobsQueueDown(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	client := sqs.NewFromConfig(aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-		BaseEndpoint: aws.String("http://" + addr),
-		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 1
-			})
-		},
-	})
+	cfg, dead := testenv.DownAWSConfig(t)
 	all := testJobs(25)
-	failed, err := NewDeliveryJobs(client, "http://"+addr+"/123456789012/delivery").Send(context.Background(), all)
+	failed, err := NewDeliveryJobs(sqs.NewFromConfig(cfg), dead+"/123456789012/delivery").Send(context.Background(), all)
 	if !errors.Is(err, domain.ErrUnavailable) {
 		t.Fatalf("error = %v, want domain.ErrUnavailable", err)
 	}

@@ -3,13 +3,9 @@ package queue
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/datajetty/webhooks/shared/domain"
@@ -56,24 +52,8 @@ func TestParseReplayJobRejects(t *testing.T) {
 
 func TestSendReplayQueueDown(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	client := sqs.NewFromConfig(aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-		BaseEndpoint: aws.String("http://" + addr),
-		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 2
-				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-			})
-		},
-	})
-	err = NewReplayJobs(client, "http://"+addr+"/123456789012/replays").SendReplay(context.Background(), "tenant-a", "rp_1")
+	cfg, dead := testenv.DownAWSConfig(t)
+	err := NewReplayJobs(sqs.NewFromConfig(cfg), dead+"/123456789012/replays").SendReplay(context.Background(), "tenant-a", "rp_1")
 	if !errors.Is(err, domain.ErrUnavailable) {
 		t.Fatalf("error = %v, want domain.ErrUnavailable", err)
 	}

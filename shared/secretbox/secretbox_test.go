@@ -4,14 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/datajetty/webhooks/shared/domain"
@@ -74,23 +69,8 @@ func TestSealOpen(t *testing.T) {
 
 func TestKeyServiceDown(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	box := NewKMS(kms.NewFromConfig(aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-		BaseEndpoint: aws.String("http://" + addr),
-		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 2
-				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-			})
-		},
-	}), "alias/secrets")
+	cfg, _ := testenv.DownAWSConfig(t)
+	box := NewKMS(kms.NewFromConfig(cfg), "alias/secrets")
 	secret, err := signing.GenerateSecret()
 	if err != nil {
 		t.Fatal(err)
