@@ -112,5 +112,5 @@ func Deliver(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler,
 	if err != nil {
 		return nil, err
 	}
-	return withMetrics(h.Handle, o), nil
+	return h.Handle, nil // the handler flushes its own metrics after each batch
 }
