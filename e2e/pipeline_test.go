@@ -1,5 +1,5 @@
 // Package e2e runs the whole service against the emulator: the API, the three queue
-// consumers (driven like Lambda's SQS event source by shared/localsqs) and real HTTP
+// consumers (driven like Lambda's SQS event source by shared/dev/localsqs) and real HTTP
 // receivers on loopback.
 package e2e
 
@@ -22,11 +22,11 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/datajetty/webhooks/shared/api"
-	"github.com/datajetty/webhooks/shared/auth/devissuer"
 	"github.com/datajetty/webhooks/shared/config"
-	"github.com/datajetty/webhooks/shared/localsqs"
+	"github.com/datajetty/webhooks/shared/dev/devissuer"
+	"github.com/datajetty/webhooks/shared/dev/localsqs"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/signing"
-	"github.com/datajetty/webhooks/shared/testenv"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
 

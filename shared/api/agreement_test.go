@@ -11,8 +11,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/datajetty/webhooks/shared/api"
-	"github.com/datajetty/webhooks/shared/devstack"
-	"github.com/datajetty/webhooks/shared/testenv"
+	"github.com/datajetty/webhooks/shared/dev/devstack"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 )
 
 // TestRoutesAgreeWithTemplateAndOpenAPI keeps the router, template.yaml (API Gateway

@@ -15,7 +15,7 @@ import (
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/auth"
-	"github.com/datajetty/webhooks/shared/auth/devissuer"
+	"github.com/datajetty/webhooks/shared/dev/devissuer"
 	"github.com/datajetty/webhooks/shared/domain"
 )
 

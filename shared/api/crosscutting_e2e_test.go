@@ -21,7 +21,7 @@ import (
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/auth"
-	"github.com/datajetty/webhooks/shared/testenv"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 )
 
 // routeCase is one route with a valid request, to check cross-cutting errors on each.

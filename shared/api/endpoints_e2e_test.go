@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/datajetty/webhooks/shared/testenv"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 )
 
 func TestRegisterCreatesThenUpserts(t *testing.T) {

@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/datajetty/webhooks/shared/api"
-	"github.com/datajetty/webhooks/shared/auth/devissuer"
 	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/shared/dev/devissuer"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/metrics"
-	"github.com/datajetty/webhooks/shared/testenv"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
 

@@ -27,15 +27,15 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/datajetty/webhooks/shared/dev/localsqs"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
-	"github.com/datajetty/webhooks/shared/localsqs"
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/secretbox"
 	"github.com/datajetty/webhooks/shared/signing"
 	"github.com/datajetty/webhooks/shared/ssrf"
 	"github.com/datajetty/webhooks/shared/store"
-	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -19,9 +19,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/ssrf"
-	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 func TestStatusClass(t *testing.T) {

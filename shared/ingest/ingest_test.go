@@ -20,12 +20,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/datajetty/webhooks/shared/dev/localsqs"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/ingest"
-	"github.com/datajetty/webhooks/shared/localsqs"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/store"
-	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

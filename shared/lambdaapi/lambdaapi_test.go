@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/datajetty/webhooks/shared/api"
-	"github.com/datajetty/webhooks/shared/auth/devissuer"
 	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/shared/dev/devissuer"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/lambdaapi"
-	"github.com/datajetty/webhooks/shared/testenv"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
 

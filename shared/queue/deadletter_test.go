@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/datajetty/webhooks/shared/testenv"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 )
 
 func TestDeadLetters(t *testing.T) {

@@ -19,9 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/datajetty/webhooks/shared/dev/localsqs"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
-	"github.com/datajetty/webhooks/shared/localsqs"
-	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 // batchSpy records the entry ids of every SendMessageBatch call and can make SQS report

@@ -8,8 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
-	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

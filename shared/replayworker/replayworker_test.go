@@ -21,12 +21,12 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/datajetty/webhooks/shared/app"
+	"github.com/datajetty/webhooks/shared/dev/localsqs"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
-	"github.com/datajetty/webhooks/shared/localsqs"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/replayworker"
 	"github.com/datajetty/webhooks/shared/store"
-	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

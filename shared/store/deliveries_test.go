@@ -15,8 +15,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
-	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 func newDeliveries(t *testing.T) *Deliveries {

@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
-	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

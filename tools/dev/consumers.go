@@ -17,17 +17,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/datajetty/webhooks/shared/api"
-	"github.com/datajetty/webhooks/shared/auth/devissuer"
 	"github.com/datajetty/webhooks/shared/config"
-	"github.com/datajetty/webhooks/shared/devreceiver"
-	"github.com/datajetty/webhooks/shared/devstack"
-	"github.com/datajetty/webhooks/shared/localsqs"
+	"github.com/datajetty/webhooks/shared/dev/devissuer"
+	"github.com/datajetty/webhooks/shared/dev/devstack"
+	"github.com/datajetty/webhooks/shared/dev/localsqs"
 	"github.com/datajetty/webhooks/shared/signing"
 	"github.com/datajetty/webhooks/shared/wiring"
+	"github.com/datajetty/webhooks/tools/internal/devreceiver"
 )
 
 // startConsumers runs the three queue consumers the way Lambda's SQS event source does
-// (shared/localsqs: batches of up to 10, partial failures honoured, visibility respected).
+// (shared/dev/localsqs: batches of up to 10, partial failures honoured, visibility respected).
 func startConsumers(ctx context.Context, cfg config.Config, awsCfg aws.Config, stack *devstack.Stack, logger *slog.Logger) error {
 	consumers := []struct {
 		name, queue string

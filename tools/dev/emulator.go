@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/datajetty/webhooks/shared/devstack"
+	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"path/filepath"
 	"syscall"
 	"time"

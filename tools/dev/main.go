@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/datajetty/webhooks/shared/api"
-	"github.com/datajetty/webhooks/shared/auth/devissuer"
 	"github.com/datajetty/webhooks/shared/config"
-	"github.com/datajetty/webhooks/shared/devstack"
+	"github.com/datajetty/webhooks/shared/dev/devissuer"
+	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
 

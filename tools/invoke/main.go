@@ -27,7 +27,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/datajetty/webhooks/shared/devstack"
+	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/tools/internal/devenv"
 )
 

@@ -11,7 +11,7 @@
 package main
 
 import (
-	"github.com/datajetty/webhooks/shared/devreceiver"
+	"github.com/datajetty/webhooks/tools/internal/devreceiver"
 
 	"crypto/rand"
 	"encoding/base64"

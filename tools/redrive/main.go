@@ -1,5 +1,5 @@
 // Command redrive moves the messages of a dead-letter queue back to its source queue
-// (`make redrive QUEUE=DeliveryDLQ`), printing progress as it goes. See shared/redrive for
+// (`make redrive QUEUE=DeliveryDLQ`), printing progress as it goes. See tools/internal/redrive for
 // how it never loses a message.
 //
 //	go run ./tools/redrive -queue DeliveryDLQ -dev-env .local/dev.env      # the make dev stack
@@ -23,9 +23,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/datajetty/webhooks/shared/redrive"
 	"github.com/datajetty/webhooks/shared/wiring"
 	"github.com/datajetty/webhooks/tools/internal/devenv"
+	"github.com/datajetty/webhooks/tools/internal/redrive"
 )
 
 func main() {

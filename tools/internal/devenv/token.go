@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/datajetty/webhooks/shared/api"
-	"github.com/datajetty/webhooks/shared/auth/devissuer"
+	"github.com/datajetty/webhooks/shared/dev/devissuer"
 )
 
 // The development issuer of `make dev`. These repeat tools/dev's constants (a command's

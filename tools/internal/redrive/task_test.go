@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/datajetty/webhooks/shared/redrive"
+	"github.com/datajetty/webhooks/tools/internal/redrive"
 )
 
 // taskSQS fakes the move-task API of SQS (which the emulator lacks). Methods it does not

@@ -23,8 +23,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"gopkg.in/yaml.v3"
 
-	"github.com/datajetty/webhooks/shared/devstack"
-	"github.com/datajetty/webhooks/shared/testenv"
+	"github.com/datajetty/webhooks/shared/dev/devstack"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go/middleware"
 
-	"github.com/datajetty/webhooks/shared/redrive"
-	"github.com/datajetty/webhooks/shared/testenv"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
+	"github.com/datajetty/webhooks/tools/internal/redrive"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -21,8 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/datajetty/webhooks/shared/localsqs"
-	"github.com/datajetty/webhooks/shared/testenv"
+	"github.com/datajetty/webhooks/shared/dev/localsqs"
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -31,7 +31,7 @@ const sqsDefaultVisibilityTimeout = 30
 // consistencyDoc is the whole parsed template (intrinsics in long form).
 func consistencyDoc(t *testing.T) map[string]any {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "template.yaml"))
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "template.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func consistencyDoc(t *testing.T) map[string]any {
 // its recipe builds ("" when the recipe names none).
 func buildTargets(t *testing.T) map[string]string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "Makefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +132,10 @@ func TestTemplateFunctionsHaveFolderBuildTargetAndEvent(t *testing.T) {
 			if folder == "" {
 				t.Fatalf("the Makefile's build-%s recipe builds no ./functions/<folder>", id)
 			}
-			if _, err := os.Stat(filepath.Join("..", "..", "functions", folder, "main.go")); err != nil {
+			if _, err := os.Stat(filepath.Join(repoRoot(t), "functions", folder, "main.go")); err != nil {
 				t.Errorf("build-%s builds ./functions/%s, which has no main.go: %v", id, folder, err)
 			}
-			raw, err := os.ReadFile(filepath.Join("..", "..", "events", folder+".json"))
+			raw, err := os.ReadFile(filepath.Join(repoRoot(t), "events", folder+".json"))
 			if err != nil {
 				t.Errorf("no sample event events/%s.json for %s: %v", folder, id, err)
 			} else if !json.Valid(raw) {
@@ -299,4 +299,10 @@ func queueOf(v any) (string, error) {
 		return "", fmt.Errorf("!GetAtt %s.%s: want the queue's Arn", res, attr)
 	}
 	return res, nil
+}
+
+// repoRoot is the repository root: the tests run in shared/dev/devstack.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	return filepath.Join("..", "..", "..")
 }

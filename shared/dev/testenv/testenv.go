@@ -34,7 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/datajetty/webhooks/shared/devstack"
+	"github.com/datajetty/webhooks/shared/dev/devstack"
 )
 
 // Region is the region of every emulator configuration.

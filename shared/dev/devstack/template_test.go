@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -184,7 +185,7 @@ func TestGenerateSecret(t *testing.T) {
 // TestTemplateNeverAllowsPrivateTargets guards the design rule that the
 // local-only SSRF escape hatch is never set in the deployed template.
 func TestTemplateNeverAllowsPrivateTargets(t *testing.T) {
-	data, err := os.ReadFile("../../template.yaml")
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "template.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

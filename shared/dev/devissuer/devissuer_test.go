@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/datajetty/webhooks/shared/auth"
-	"github.com/datajetty/webhooks/shared/auth/devissuer"
+	"github.com/datajetty/webhooks/shared/dev/devissuer"
 )
 
 const (

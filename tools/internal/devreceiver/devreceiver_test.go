@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/signing"
-	"github.com/datajetty/webhooks/shared/testenv"
 )
 
 func newSecret(t *testing.T) signing.Secret {
