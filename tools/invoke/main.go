@@ -48,7 +48,7 @@ func run(stdout, stderr io.Writer) error {
 		token     = flag.Bool("token", false, "only print a development token for the demo tenant (all scopes)")
 	)
 	flag.Parse()
-	root, err := devenv.Root()
+	root, err := devstack.RepoRoot()
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,14 +21,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/tools/internal/devenv"
 )
 
 const (
@@ -152,54 +152,18 @@ func envelope(o options, now time.Time) (body []byte, id string, err error) {
 	return body, id, nil
 }
 
-// readDevEnv reads KEY=VALUE lines from .local/dev.env at the repository root; a missing
-// file (or no repository around) is an empty map.
+// readDevEnv reads the environment `make dev` recorded (devenv.FileName); no repository
+// around, or no recorded stack, is an empty map.
 func readDevEnv() (map[string]string, error) {
-	env := map[string]string{}
-	root, ok := repoRoot()
-	if !ok {
-		return env, nil
-	}
-	f, err := os.Open(filepath.Join(root, ".local", "dev.env"))
-	if errors.Is(err, os.ErrNotExist) {
-		return env, nil
-	}
+	root, err := devstack.RepoRoot()
 	if err != nil {
-		return nil, err
+		return map[string]string{}, nil
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if k, v, ok := strings.Cut(line, "="); ok {
-			env[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
+	env, err := devenv.Load(filepath.Join(root, devenv.FileName))
+	if errors.Is(err, devenv.ErrNotRunning) {
+		return map[string]string{}, nil
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read .local/dev.env: %w", err)
-	}
-	return env, nil
-}
-
-// repoRoot is the nearest directory above the working directory holding go.mod.
-func repoRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
+	return env, err
 }
 
 func setDefault(k, v string) {

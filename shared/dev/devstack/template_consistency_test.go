@@ -301,8 +301,12 @@ func queueOf(v any) (string, error) {
 	return res, nil
 }
 
-// repoRoot is the repository root: the tests run in shared/dev/devstack.
+// repoRoot is RepoRoot for tests.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	return filepath.Join("..", "..", "..")
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }

@@ -3,9 +3,8 @@
 // template's resources. Only tests import it.
 //
 // If AWS_ENDPOINT_URL is set (make test sets it), that emulator is used.
-// Otherwise one moto_server per test process is started from
-// <repo root>/.venv/bin/moto_server (make venv installs it) on a free loopback
-// port; call Main from the package's TestMain so it is stopped at the end:
+// Otherwise one emulator per test process is started (devstack.StartEmulator,
+// from the virtualenv that make venv installs) on a free loopback port; call Main from the package's TestMain so it is stopped at the end:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 //
@@ -18,12 +17,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -49,11 +45,10 @@ var (
 	running  *server
 )
 
-// server is a moto_server child process.
+// server is the emulator this test process started, and its log.
 type server struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	log  *os.File
+	emu *devstack.Emulator
+	log *os.File
 }
 
 // Main runs the package's tests and then stops the emulator this process
@@ -145,26 +140,15 @@ var (
 	root     string
 )
 
-// RepoRoot returns the directory holding go.mod, found by walking up from the
-// working directory (a package's directory under go test). It panics when there
-// is none.
+// RepoRoot returns the directory holding go.mod (devstack.RepoRoot). It panics when
+// there is none: a test run outside the repository cannot find its fixtures.
 func RepoRoot() string {
 	rootOnce.Do(func() {
-		dir, err := os.Getwd()
+		r, err := devstack.RepoRoot()
 		if err != nil {
 			panic("testenv: " + err.Error())
 		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				root = dir
-				return
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				panic("testenv: no go.mod above the working directory")
-			}
-			dir = parent
-		}
+		root = r
 	})
 	return root
 }
@@ -173,99 +157,37 @@ func RepoRoot() string {
 
 func findEmulator() (string, error) {
 	if u := os.Getenv("AWS_ENDPOINT_URL"); u != "" {
-		if err := waitReady(u, 5*time.Second, nil); err != nil {
-			return "", fmt.Errorf("AWS_ENDPOINT_URL=%s does not answer: %w", u, err)
+		client := &http.Client{Timeout: 2 * time.Second}
+		for deadline := time.Now().Add(5 * time.Second); !devstack.Answers(u, client); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("AWS_ENDPOINT_URL=%s does not answer", u)
+			}
 		}
 		return u, nil
 	}
-	return startServer()
-}
-
-// startServer starts moto_server on a free loopback port (a few tries, since
-// the port is only reserved until we close our probe listener).
-func startServer() (string, error) {
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return "", err
-		}
-		url := fmt.Sprintf("http://127.0.0.1:%d", port)
-		if err := launch(port); err != nil {
-			return "", err
-		}
-		if lastErr = waitReady(url, 60*time.Second, exited()); lastErr == nil {
-			// Code under test that builds its own config from the environment
-			// must reach the emulator too, never a real account.
-			_ = os.Setenv("AWS_ENDPOINT_URL", url)
-			return url, nil
-		}
-		if tail := serverLogTail(); tail != "" {
-			lastErr = fmt.Errorf("%w; log:\n%s", lastErr, tail)
-		}
-		stopServer()
-	}
-	return "", fmt.Errorf("moto_server did not start: %w", lastErr)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func launch(port int) error {
-	cmd, err := devstack.EmulatorCommand(RepoRoot(), port)
-	if err != nil {
-		return err
-	}
 	logf, err := os.CreateTemp("", "testenv-moto-*.log")
 	if err != nil {
-		return err
+		return "", err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	srv := &server{cmd: cmd, done: make(chan struct{}), log: logf}
-	if err := startAndWait(srv); err != nil {
+	emu, err := devstack.StartEmulator(context.Background(), RepoRoot(), devstack.EmulatorOptions{Log: logf, DieWithParent: true})
+	if err != nil {
 		logf.Close()
+		tail := logTail(logf.Name())
 		os.Remove(logf.Name())
-		return fmt.Errorf("start emulator: %w", err)
+		return "", fmt.Errorf("%w; log:\n%s", err, tail)
 	}
 	serverMu.Lock()
-	running = srv
+	running = &server{emu: emu, log: logf}
 	serverMu.Unlock()
-	return nil
+	// Code under test that builds its own config from the environment must reach the
+	// emulator too, never a real account.
+	_ = os.Setenv("AWS_ENDPOINT_URL", emu.URL)
+	return emu.URL, nil
 }
 
-// exited returns a function reporting whether the launched server has died.
-func exited() func() bool {
-	serverMu.Lock()
-	srv := running
-	serverMu.Unlock()
-	return func() bool {
-		if srv == nil {
-			return true
-		}
-		select {
-		case <-srv.done:
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-// serverLogTail returns the end of the running server's log.
-func serverLogTail() string {
-	serverMu.Lock()
-	srv := running
-	serverMu.Unlock()
-	if srv == nil {
-		return ""
-	}
-	b, err := os.ReadFile(srv.log.Name())
+// logTail returns the end of a log file.
+func logTail(name string) string {
+	b, err := os.ReadFile(name)
 	if err != nil {
 		return ""
 	}
@@ -283,34 +205,7 @@ func stopServer() {
 	if srv == nil {
 		return
 	}
-	_ = srv.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-srv.done:
-	case <-time.After(5 * time.Second):
-		_ = srv.cmd.Process.Kill()
-		<-srv.done
-	}
+	srv.emu.Stop()
 	srv.log.Close()
 	os.Remove(srv.log.Name())
-}
-
-// waitReady polls url until it answers HTTP at all, dead reports true, or the
-// timeout passes.
-func waitReady(url string, timeout time.Duration, dead func() bool) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		resp, err := client.Get(strings.TrimRight(url, "/") + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		lastErr = err
-		if dead != nil && dead() {
-			return errors.New("server process exited")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("no answer after %s: %w", timeout, lastErr)
 }

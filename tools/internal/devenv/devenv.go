@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -26,25 +25,6 @@ const FileName = ".local/dev.env"
 // ErrNotRunning is returned by Load when there is no dev.env: the local stack was never
 // started here.
 var ErrNotRunning = errors.New("start `make dev` first (in another terminal): it runs the local stack and writes " + FileName)
-
-// Root returns the repository root: the nearest directory above the working directory that
-// holds go.mod.
-func Root() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the repository (no go.mod found)")
-		}
-		dir = parent
-	}
-}
 
 // Load reads a dev.env file. A missing file is ErrNotRunning (wrapped with the path).
 func Load(file string) (map[string]string, error) {
