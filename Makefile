@@ -131,31 +131,10 @@ build: ## Build every Lambda bootstrap into build/<Function>/ (quick check, no S
 # ------------------------------------------------------------------ local emulator
 
 emulator-start: $(VENV_STAMP) ## Start the emulator (moto, tools/emulator/serve.py) on 127.0.0.1:MOTO_PORT (default 5000; pid in .local/)
-	@mkdir -p $(LOCAL)
-	@if [ -f $(MOTO_PID) ] && kill -0 "$$(cat $(MOTO_PID))" 2>/dev/null; then \
-		echo "moto already running (pid $$(cat $(MOTO_PID))) on $(MOTO_URL)"; exit 0; \
-	fi; \
-	if curl -s -o /dev/null $(MOTO_URL)/moto-api/; then \
-		echo "port $(MOTO_PORT) is already in use by another process; set MOTO_PORT" >&2; exit 1; \
-	fi; \
-	nohup $(VENV)/bin/python tools/emulator/serve.py -H 127.0.0.1 -p $(MOTO_PORT) >$(MOTO_LOG) 2>&1 & echo $$! >$(MOTO_PID); \
-	for i in $$(seq 1 100); do \
-		if curl -s -o /dev/null $(MOTO_URL)/moto-api/; then echo "moto running (pid $$(cat $(MOTO_PID))) on $(MOTO_URL)"; exit 0; fi; \
-		if ! kill -0 "$$(cat $(MOTO_PID))" 2>/dev/null; then break; fi; \
-		sleep 0.2; \
-	done; \
-	echo "moto did not start; see $(MOTO_LOG):" >&2; cat $(MOTO_LOG) >&2; \
-	kill "$$(cat $(MOTO_PID))" 2>/dev/null; rm -f $(MOTO_PID); exit 1
+	@go run ./tools/emulator start -port $(MOTO_PORT) -pidfile $(MOTO_PID) -log $(MOTO_LOG)
 
 emulator-stop: ## Stop the emulator started by emulator-start
-	@if [ -f $(MOTO_PID) ]; then \
-		pid=$$(cat $(MOTO_PID)); \
-		if kill "$$pid" 2>/dev/null; then \
-			for i in $$(seq 1 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
-			echo "moto stopped (pid $$pid)"; \
-		fi; \
-		rm -f $(MOTO_PID); \
-	else echo "moto not running (no $(MOTO_PID))"; fi
+	@go run ./tools/emulator stop -pidfile $(MOTO_PID)
 
 # ------------------------------------------------------------------ quality
 
@@ -172,6 +151,9 @@ lint: $(VENV_STAMP) $(STATICCHECK_STAMP) ## gofmt, go vet, staticcheck, cfn-lint
 	@echo "--- gofmt"; set -o pipefail; out=$$(go list -e -f '{{.Dir}}' ./... | xargs -r gofmt -l | sort -u); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@echo "--- go vet"; go vet ./...
+	@echo "--- functions link no development-only package (shared/dev, tools)"; set -o pipefail; \
+		bad=$$(go list -deps ./functions/... | grep -E '^github.com/datajetty/webhooks/(shared/dev|tools)(/|$$)' || true); \
+		if [ -n "$$bad" ]; then echo "shipped functions link development-only packages:"; echo "$$bad"; exit 1; fi
 	@echo "--- staticcheck"; $(STATICCHECK) ./...
 	@echo "--- cfn-lint"; $(VENV)/bin/cfn-lint template.yaml
 	@echo "--- sam build"; $(SAM) build --build-in-source --template-file template.yaml
