@@ -31,7 +31,7 @@ type EndpointSource interface {
 	GetEndpoint(ctx context.Context, tenantID, endpointID string) (domain.Endpoint, error)
 }
 
-// SecretOpener decrypts signing secrets (shared/secretbox.KMS).
+// SecretOpener decrypts signing secrets (shared/kmssecrets.Box).
 type SecretOpener interface {
 	Open(ctx context.Context, tenantID, endpointID string, ciphertext []byte) (signing.Secret, error)
 }

@@ -30,9 +30,9 @@ import (
 	"github.com/datajetty/webhooks/shared/dev/localsqs"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/kmssecrets"
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/queue"
-	"github.com/datajetty/webhooks/shared/secretbox"
 	"github.com/datajetty/webhooks/shared/signing"
 	"github.com/datajetty/webhooks/shared/ssrf"
 	"github.com/datajetty/webhooks/shared/store"
@@ -164,7 +164,7 @@ type fixture struct {
 	ctx        context.Context
 	endpoints  *store.Endpoints
 	deliveries *store.Deliveries
-	box        *secretbox.KMS
+	box        *kmssecrets.Box
 	source     *countingSource
 	opener     *countingOpener
 	vis        *recordingVisibility
@@ -187,7 +187,7 @@ func newFixture(t *testing.T, policy ssrf.Policy, mutate func(*Deps)) *fixture {
 		ctx:        context.Background(),
 		endpoints:  store.NewEndpoints(ddb, stack.Env["WEBHOOKS_ENDPOINTS_TABLE"]),
 		deliveries: store.NewDeliveries(ddb, stack.Env["WEBHOOKS_DELIVERIES_TABLE"]),
-		box:        secretbox.NewKMS(kms.NewFromConfig(cfg), stack.Env["WEBHOOKS_SECRETS_KEY_ID"]),
+		box:        kmssecrets.New(kms.NewFromConfig(cfg), stack.Env["WEBHOOKS_SECRETS_KEY_ID"]),
 		vis:        &recordingVisibility{},
 		logs:       &testenv.Buffer{},
 		clock:      &clock{},

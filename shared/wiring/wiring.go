@@ -25,9 +25,9 @@ import (
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/handshake"
+	"github.com/datajetty/webhooks/shared/kmssecrets"
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/queue"
-	"github.com/datajetty/webhooks/shared/secretbox"
 	"github.com/datajetty/webhooks/shared/ssrf"
 	"github.com/datajetty/webhooks/shared/store"
 )
@@ -118,7 +118,7 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts APIOpti
 			Now:       opts.Now,
 		}
 		if cfg.SecretsKeyID != "" {
-			d.Endpoints.Secrets = secretbox.NewKMS(kms.NewFromConfig(awsCfg), cfg.SecretsKeyID)
+			d.Endpoints.Secrets = kmssecrets.New(kms.NewFromConfig(awsCfg), cfg.SecretsKeyID)
 		}
 	}
 	if cfg.ReplaysTable != "" && cfg.ReplayQueueURL != "" {

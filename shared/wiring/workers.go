@@ -13,10 +13,10 @@ import (
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/delivery"
 	"github.com/datajetty/webhooks/shared/ingest"
+	"github.com/datajetty/webhooks/shared/kmssecrets"
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/replayworker"
-	"github.com/datajetty/webhooks/shared/secretbox"
 	"github.com/datajetty/webhooks/shared/ssrf"
 	"github.com/datajetty/webhooks/shared/store"
 )
@@ -98,7 +98,7 @@ func Deliver(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler,
 	deps := delivery.Deps{
 		Endpoints:  endpoints,
 		State:      endpoints,
-		Secrets:    secretbox.NewKMS(kms.NewFromConfig(awsCfg), cfg.SecretsKeyID),
+		Secrets:    kmssecrets.New(kms.NewFromConfig(awsCfg), cfg.SecretsKeyID),
 		Log:        store.NewDeliveries(db, cfg.DeliveriesTable),
 		Visibility: queue.NewVisibility(sqs.NewFromConfig(awsCfg), cfg.DeliveryQueueURL),
 		Client:     ssrf.NewClient(ssrf.Policy{AllowPrivate: cfg.AllowPrivateTargets}, opts.AttemptTimeout),

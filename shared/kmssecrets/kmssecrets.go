@@ -1,5 +1,5 @@
-// Package secretbox encrypts endpoint signing secrets at rest with AWS KMS.
-package secretbox
+// Package kmssecrets encrypts endpoint signing secrets at rest with AWS KMS.
+package kmssecrets
 
 import (
 	"context"
@@ -13,22 +13,22 @@ import (
 	"github.com/datajetty/webhooks/shared/signing"
 )
 
-var _ app.SecretBox = (*KMS)(nil)
+var _ app.SecretBox = (*Box)(nil)
 
 // dependency names KMS in errors a client may see.
 const dependency = "key service"
 
-// KMS seals secrets with a KMS key. Every ciphertext is bound to its tenant and endpoint by
+// Box seals secrets with a KMS key. Every ciphertext is bound to its tenant and endpoint by
 // the encryption context, so a ciphertext copied onto another endpoint does not decrypt
 // (and CloudTrail records which endpoint each decryption was for).
-type KMS struct {
+type Box struct {
 	kms   *kms.Client
 	keyID string
 }
 
-// NewKMS returns a SecretBox using the KMS key keyID (key id, ARN or alias).
-func NewKMS(client *kms.Client, keyID string) *KMS {
-	return &KMS{kms: client, keyID: keyID}
+// New returns a box using the KMS key keyID (key id, ARN or alias).
+func New(client *kms.Client, keyID string) *Box {
+	return &Box{kms: client, keyID: keyID}
 }
 
 func encryptionContext(tenantID, endpointID string) map[string]string {
@@ -37,7 +37,7 @@ func encryptionContext(tenantID, endpointID string) map[string]string {
 
 // Seal encrypts s for the endpoint (one KMS Encrypt). Errors never contain the secret:
 // the SDK does not echo request parameters in its errors.
-func (b *KMS) Seal(ctx context.Context, tenantID, endpointID string, s signing.Secret) ([]byte, error) {
+func (b *Box) Seal(ctx context.Context, tenantID, endpointID string, s signing.Secret) ([]byte, error) {
 	if s.IsZero() {
 		return nil, errors.New("seal secret: the secret is empty")
 	}
@@ -54,7 +54,7 @@ func (b *KMS) Seal(ctx context.Context, tenantID, endpointID string, s signing.S
 
 // Open decrypts a ciphertext sealed for the same endpoint (one KMS Decrypt). The key is
 // named explicitly so that a ciphertext made under any other key is refused.
-func (b *KMS) Open(ctx context.Context, tenantID, endpointID string, ciphertext []byte) (signing.Secret, error) {
+func (b *Box) Open(ctx context.Context, tenantID, endpointID string, ciphertext []byte) (signing.Secret, error) {
 	out, err := b.kms.Decrypt(ctx, &kms.DecryptInput{
 		KeyId:             &b.keyID,
 		CiphertextBlob:    ciphertext,

@@ -1,4 +1,4 @@
-package secretbox
+package kmssecrets
 
 import (
 	"bytes"
@@ -16,10 +16,10 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func newBox(t *testing.T) *KMS {
+func newBox(t *testing.T) *Box {
 	t.Helper()
 	stack := testenv.Stack(t, nil)
-	return NewKMS(kms.NewFromConfig(testenv.AWSConfig(t)), stack.Env["WEBHOOKS_SECRETS_KEY_ID"])
+	return New(kms.NewFromConfig(testenv.AWSConfig(t)), stack.Env["WEBHOOKS_SECRETS_KEY_ID"])
 }
 
 func TestSealOpen(t *testing.T) {
@@ -70,7 +70,7 @@ func TestSealOpen(t *testing.T) {
 func TestKeyServiceDown(t *testing.T) {
 	t.Parallel()
 	cfg, _ := testenv.DownAWSConfig(t)
-	box := NewKMS(kms.NewFromConfig(cfg), "alias/secrets")
+	box := New(kms.NewFromConfig(cfg), "alias/secrets")
 	secret, err := signing.GenerateSecret()
 	if err != nil {
 		t.Fatal(err)
