@@ -154,6 +154,10 @@ lint: $(VENV_STAMP) $(STATICCHECK_STAMP) ## gofmt, go vet, staticcheck, cfn-lint
 	@echo "--- functions link no development-only package (shared/dev, tools)"; set -o pipefail; \
 		bad=$$(go list -deps ./functions/... | grep -E '^github.com/datajetty/webhooks/(shared/dev|tools)(/|$$)' || true); \
 		if [ -n "$$bad" ]; then echo "shipped functions link development-only packages:"; echo "$$bad"; exit 1; fi
+	@echo "--- adapters import no outer layer (store, queue, kmssecrets)"; set -o pipefail; \
+		bad=$$(go list -f '{{.ImportPath}}: {{join .Imports " "}}' ./shared/store ./shared/queue ./shared/kmssecrets | \
+			grep -E 'github.com/datajetty/webhooks/(shared/(api|ingest|delivery|replayworker|wiring|lambdaapi|lambdaworker|config)|functions|tools)( |$$)' || true); \
+		if [ -n "$$bad" ]; then echo "adapters must depend inward only:"; echo "$$bad"; exit 1; fi
 	@echo "--- staticcheck"; $(STATICCHECK) ./...
 	@echo "--- cfn-lint"; $(VENV)/bin/cfn-lint template.yaml
 	@echo "--- sam build"; $(SAM) build --build-in-source --template-file template.yaml

@@ -25,7 +25,7 @@ import (
 
 type memLimiter struct{}
 
-func (memLimiter) Take(context.Context, string, int, time.Duration, time.Time) (int, bool, error) {
+func (memLimiter) Take(context.Context, string, string, int, time.Duration, time.Time) (int, bool, error) {
 	return 1, true, nil
 }
 

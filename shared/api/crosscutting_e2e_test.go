@@ -333,6 +333,6 @@ func (panickingAuth) Verify(context.Context, string) (auth.Principal, error) {
 
 type noLimit struct{}
 
-func (noLimit) Take(context.Context, string, int, time.Duration, time.Time) (int, bool, error) {
+func (noLimit) Take(context.Context, string, string, int, time.Duration, time.Time) (int, bool, error) {
 	return 1, true, nil
 }

@@ -50,8 +50,8 @@ type Deps struct {
 	Endpoints   *app.Endpoints
 	Replays     *app.Replays
 	Deliveries  *app.Deliveries
-	Idempotency IdempotencyStore
-	RateLimiter RateLimiter
+	Idempotency app.IdempotencyStore
+	RateLimiter app.RateLimiter
 	Limits      Limits
 	// CursorKey signs pagination cursors (list routes).
 	CursorKey []byte
@@ -283,8 +283,8 @@ const secretPlaceholder = "whsec_SEALED"
 
 // storable turns a response into what the idempotency table keeps: a generated secret is
 // taken out of the body and sealed with KMS, so the table never holds one in clear.
-func (h *Handler) storable(ctx context.Context, tenant string, resp response) (StoredResponse, error) {
-	rec := StoredResponse{Status: resp.status, ContentType: resp.header.Get("Content-Type"), Location: resp.header.Get("Location"), Body: resp.body}
+func (h *Handler) storable(ctx context.Context, tenant string, resp response) (app.StoredResponse, error) {
+	rec := app.StoredResponse{Status: resp.status, ContentType: resp.header.Get("Content-Type"), Location: resp.header.Get("Location"), Body: resp.body}
 	if resp.secret == nil {
 		return rec, nil
 	}
@@ -298,7 +298,7 @@ func (h *Handler) storable(ctx context.Context, tenant string, resp response) (S
 }
 
 // replayStored rebuilds a stored response, byte for byte as first sent.
-func (h *Handler) replayStored(ctx context.Context, tenant string, stored StoredResponse) (response, error) {
+func (h *Handler) replayStored(ctx context.Context, tenant string, stored app.StoredResponse) (response, error) {
 	hdr := http.Header{}
 	hdr.Set("Content-Type", stored.ContentType)
 	hdr.Set("Idempotent-Replayed", "true")

@@ -50,7 +50,7 @@ func (l Limits) rule(name string) Rule {
 func (h *Handler) rateLimit(ctx context.Context, tenantID string, rt Route) (http.Header, error) {
 	rule := h.deps.Limits.rule(rt.Limit)
 	now := h.deps.Now()
-	count, ok, err := h.deps.RateLimiter.Take(ctx, TenantKey(tenantID, rt.Limit), rule.Limit, rule.Window, now)
+	count, ok, err := h.deps.RateLimiter.Take(ctx, tenantID, rt.Limit, rule.Limit, rule.Window, now)
 	if err != nil {
 		return nil, fmt.Errorf("rate limit: %w", err)
 	}

@@ -58,3 +58,46 @@ type Challenger interface {
 type ReplayQueue interface {
 	SendReplay(ctx context.Context, tenantID, replayID string) error
 }
+
+// StoredResponse is a completed POST's response, kept for idempotent replays.
+type StoredResponse struct {
+	Status      int
+	ContentType string
+	Location    string
+	// Body never holds a generated secret in clear: the API replaces it with a placeholder
+	// and keeps it encrypted (KMS, bound to SecretEndpointID) in SealedSecret.
+	Body             []byte
+	SealedSecret     []byte
+	SecretEndpointID string
+}
+
+// IdempotencyStore remembers POST responses per tenant and X-Request-Id for 24 h.
+type IdempotencyStore interface {
+	// Reserve claims the tenant's request id for a request with the given fingerprint, leased until leaseUntil
+	// (a crashed execution does not block the key forever). It returns (nil, nil) when the
+	// caller now owns the key and must Complete or Release it; the stored response when the
+	// same request already completed; a domain Conflict with ReasonIdempotencyReused when the
+	// key was used for a different request; a domain Conflict with ReasonRequestInProgress
+	// while another execution holds the lease.
+	Reserve(ctx context.Context, tenantID, requestID, fingerprint string, leaseUntil, now time.Time) (*StoredResponse, error)
+	// Complete stores the response for the key until expiresAt.
+	Complete(ctx context.Context, tenantID, requestID string, resp StoredResponse, expiresAt time.Time) error
+	// Release forgets a reservation whose request failed transiently, so a retry may run.
+	Release(ctx context.Context, tenantID, requestID string) error
+}
+
+// RateLimiter counts requests in fixed windows shared by every instance.
+type RateLimiter interface {
+	// Take counts one request of the tenant against the named rule's window containing
+	// now. It returns the count including this request when allowed; allowed is false (and
+	// nothing is counted) once limit requests were admitted in the window.
+	Take(ctx context.Context, tenantID, rule string, limit int, window time.Duration, now time.Time) (count int, allowed bool, err error)
+}
+
+// PutResult reports what storing an ingested event found.
+type PutResult struct {
+	// Duplicate: the event was already stored (a producer retry or an SQS redelivery).
+	Duplicate bool
+	// FannedOut: the stored copy's jobs were all sent; meaningful when Duplicate.
+	FannedOut bool
+}

@@ -16,21 +16,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/metrics"
 )
 
-// PutResult reports what storing an event found.
-type PutResult struct {
-	// Duplicate: the event was already stored (a producer retry or an SQS redelivery).
-	Duplicate bool
-	// FannedOut: the stored copy's jobs were all sent; meaningful when Duplicate.
-	FannedOut bool
-}
-
 // EventStore keeps events idempotently, keyed by (tenant, occurred_at, id).
 type EventStore interface {
-	Put(ctx context.Context, e domain.Event) (PutResult, error)
+	Put(ctx context.Context, e domain.Event) (app.PutResult, error)
 	MarkFannedOut(ctx context.Context, e domain.Event) error
 }
 
@@ -125,7 +118,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 
 	// Store every valid event (conditional puts, in parallel).
-	results := make([]PutResult, len(valid))
+	results := make([]app.PutResult, len(valid))
 	parallel(len(valid), func(i int) {
 		r := valid[i]
 		res, err := h.Events.Put(ctx, r.event)

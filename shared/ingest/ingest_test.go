@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/dev/localsqs"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
@@ -417,9 +418,9 @@ type flakyStore struct {
 	fail map[string]bool
 }
 
-func (f flakyStore) Put(ctx context.Context, e domain.Event) (ingest.PutResult, error) {
+func (f flakyStore) Put(ctx context.Context, e domain.Event) (app.PutResult, error) {
 	if f.fail[e.ID] {
-		return ingest.PutResult{}, domain.Unavailable("database", fmt.Errorf("throttled"))
+		return app.PutResult{}, domain.Unavailable("database", fmt.Errorf("throttled"))
 	}
 	return f.EventStore.Put(ctx, e)
 }

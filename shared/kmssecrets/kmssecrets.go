@@ -8,12 +8,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/awserr"
 	"github.com/datajetty/webhooks/shared/signing"
 )
-
-var _ app.SecretBox = (*Box)(nil)
 
 // dependency names KMS in errors a client may see.
 const dependency = "key service"

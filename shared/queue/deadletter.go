@@ -13,10 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/datajetty/webhooks/shared/awserr"
-	"github.com/datajetty/webhooks/shared/ingest"
 )
-
-var _ ingest.DeadLetterSender = (*DeadLetters)(nil)
 
 // Message attributes of a dead-lettered message.
 const (

@@ -15,10 +15,7 @@ import (
 
 	"github.com/datajetty/webhooks/shared/awserr"
 	"github.com/datajetty/webhooks/shared/domain"
-	"github.com/datajetty/webhooks/shared/ingest"
 )
-
-var _ ingest.JobSender = (*DeliveryJobs)(nil)
 
 // SendMessageBatch limits: 10 entries, and a total payload we keep at the classic 256 KiB
 // so a batch is accepted whatever the queue's configured maximum message size.

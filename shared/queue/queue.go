@@ -8,11 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/awserr"
 )
-
-var _ app.ReplayQueue = (*ReplayJobs)(nil)
 
 // dependency names SQS in errors a client may see.
 const dependency = "queue"

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/domain"
 )
 
@@ -57,9 +56,9 @@ type deliveryItem struct {
 	ExpiresAt   int64  `dynamodbav:"expires_at"`
 }
 
-// deliveryPK is the partition of one endpoint's log. TenantKey length-prefixes the tenant,
+// deliveryPK is the partition of one endpoint's log. tenantKey length-prefixes the tenant,
 // so no tenant's key can equal another's whatever characters ids contain.
-func deliveryPK(tenantID, endpointID string) string { return api.TenantKey(tenantID, endpointID) }
+func deliveryPK(tenantID, endpointID string) string { return tenantKey(tenantID, endpointID) }
 
 // deliverySK orders attempts by time; the event id and attempt number make the key unique
 // when two attempts share an instant.

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 
-	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
 )
@@ -186,7 +185,7 @@ func TestDeliveriesItemShape(t *testing.T) {
 	if err := s.Record(ctx, []domain.Attempt{a}); err != nil {
 		t.Fatal(err)
 	}
-	pk := api.TenantKey("tenant-a", "ep_1")
+	pk := tenantKey("tenant-a", "ep_1")
 	sk := "2026-03-14T15:09:26.535897932Z#evt_000#03"
 	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: deliveryKey(pk, sk)})
 	if err != nil {

@@ -16,11 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
 )
-
-var _ app.EndpointStore = (*Endpoints)(nil)
 
 // Sort-key prefixes of the endpoints table: one endpoint item and one URL claim item per
 // endpoint, both under the tenant's partition.

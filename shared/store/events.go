@@ -13,15 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
-	"github.com/datajetty/webhooks/shared/ingest"
 )
-
-var _ ingest.EventStore = (*Events)(nil)
-
-// PutResult reports what storing an event found (the ingest port's type).
-type PutResult = ingest.PutResult
 
 // Key layout of the events table. An event lives in the partition of its tenant and UTC
 // hour of occurred_at, so a busy tenant spreads over one partition per hour instead of one
@@ -47,7 +41,7 @@ type eventItem struct {
 }
 
 func bucketPK(tenantID string, hour time.Time) string {
-	return api.TenantKey(tenantID, hour.UTC().Format(bucketLayout))
+	return tenantKey(tenantID, hour.UTC().Format(bucketLayout))
 }
 
 func eventSK(e domain.Event) string { return e.OccurredAt.UTC().Format(sortLayout) + "#" + e.ID }
@@ -73,9 +67,9 @@ func NewEvents(client *dynamodb.Client, table string) *Events {
 // SQS redelivery resend the same envelope, so they land on the same key and are reported
 // as Duplicate, with FannedOut telling whether the first copy's jobs were all sent. The
 // stored copy is kept as it is; the duplicate's content is ignored.
-func (s *Events) Put(ctx context.Context, e domain.Event) (PutResult, error) {
+func (s *Events) Put(ctx context.Context, e domain.Event) (app.PutResult, error) {
 	if e.TenantID == "" || e.ID == "" || e.OccurredAt.IsZero() {
-		return PutResult{}, fmt.Errorf("put event: tenant, id and occurred_at are required")
+		return app.PutResult{}, fmt.Errorf("put event: tenant, id and occurred_at are required")
 	}
 	av, err := attributevalue.MarshalMap(eventItem{
 		PK:         bucketPK(e.TenantID, e.OccurredAt),
@@ -90,7 +84,7 @@ func (s *Events) Put(ctx context.Context, e domain.Event) (PutResult, error) {
 		ExpiresAt: domain.EventExpiry(e, time.Now()).Unix(),
 	})
 	if err != nil {
-		return PutResult{}, fmt.Errorf("put event %s: encode: %w", e.ID, err)
+		return app.PutResult{}, fmt.Errorf("put event %s: encode: %w", e.ID, err)
 	}
 	// The stored copy may expire (TTL) between a failed put and the read that follows, so
 	// the pair is tried twice.
@@ -102,11 +96,11 @@ func (s *Events) Put(ctx context.Context, e domain.Event) (PutResult, error) {
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		})
 		if err == nil {
-			return PutResult{}, nil
+			return app.PutResult{}, nil
 		}
 		ccf, ok := conditionFailed(err)
 		if !ok {
-			return PutResult{}, dbErr("put event "+e.ID, err)
+			return app.PutResult{}, dbErr("put event "+e.ID, err)
 		}
 		old := ccf.Item
 		if old == nil {
@@ -117,7 +111,7 @@ func (s *Events) Put(ctx context.Context, e domain.Event) (PutResult, error) {
 				ProjectionExpression: aws.String("fanned_out"),
 			})
 			if err != nil {
-				return PutResult{}, dbErr("read event "+e.ID, err)
+				return app.PutResult{}, dbErr("read event "+e.ID, err)
 			}
 			if out.Item == nil {
 				continue
@@ -125,9 +119,9 @@ func (s *Events) Put(ctx context.Context, e domain.Event) (PutResult, error) {
 			old = out.Item
 		}
 		fanned, _ := old["fanned_out"].(*types.AttributeValueMemberBOOL)
-		return PutResult{Duplicate: true, FannedOut: fanned != nil && fanned.Value}, nil
+		return app.PutResult{Duplicate: true, FannedOut: fanned != nil && fanned.Value}, nil
 	}
-	return PutResult{}, dbErr("put event "+e.ID, err)
+	return app.PutResult{}, dbErr("put event "+e.ID, err)
 }
 
 // MarkFannedOut records that all of the event's delivery jobs were sent (one UpdateItem).

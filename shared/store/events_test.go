@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
 )
 
@@ -33,11 +34,11 @@ func TestEventPutDuplicateFannedOut(t *testing.T) {
 
 	e := newEvent("tenant-a", "evt_1", t0)
 	res, err := s.Put(ctx, e)
-	if err != nil || res != (PutResult{}) {
+	if err != nil || res != (app.PutResult{}) {
 		t.Fatalf("first Put = %+v, %v; want a new event", res, err)
 	}
 	res, err = s.Put(ctx, e)
-	if err != nil || res != (PutResult{Duplicate: true}) {
+	if err != nil || res != (app.PutResult{Duplicate: true}) {
 		t.Fatalf("second Put = %+v, %v; want a duplicate not fanned out", res, err)
 	}
 	if err := s.MarkFannedOut(ctx, e); err != nil {
@@ -48,13 +49,13 @@ func TestEventPutDuplicateFannedOut(t *testing.T) {
 	again := e
 	again.Data = json.RawMessage(`{"n":2}`)
 	res, err = s.Put(ctx, again)
-	if err != nil || res != (PutResult{Duplicate: true, FannedOut: true}) {
+	if err != nil || res != (app.PutResult{Duplicate: true, FannedOut: true}) {
 		t.Fatalf("Put after MarkFannedOut = %+v, %v; want a fanned-out duplicate", res, err)
 	}
 
 	// The fallback read, when DynamoDB does not return the old item.
 	bare := NewEvents(bareErrors(t), table)
-	if res, err := bare.Put(ctx, e); err != nil || res != (PutResult{Duplicate: true, FannedOut: true}) {
+	if res, err := bare.Put(ctx, e); err != nil || res != (app.PutResult{Duplicate: true, FannedOut: true}) {
 		t.Fatalf("Put without ALL_OLD = %+v, %v", res, err)
 	}
 

@@ -11,11 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
 )
-
-var _ api.IdempotencyStore = (*Idempotency)(nil)
 
 // States of an idempotency record.
 const (
@@ -58,8 +56,8 @@ func pkKey(key string) map[string]types.AttributeValue {
 // Reserve writes a pending record unless a live one exists (one conditional PutItem). When
 // the condition fails, DynamoDB returns the existing record with the failure, so no second
 // call is needed; a consistent GetItem is the fallback if it does not.
-func (s *Idempotency) Reserve(ctx context.Context, tenantID, requestID, fingerprint string, leaseUntil, now time.Time) (*api.StoredResponse, error) {
-	key := api.TenantKey(tenantID, requestID)
+func (s *Idempotency) Reserve(ctx context.Context, tenantID, requestID, fingerprint string, leaseUntil, now time.Time) (*app.StoredResponse, error) {
+	key := tenantKey(tenantID, requestID)
 	av, err := attributevalue.MarshalMap(idempotencyItem{
 		PK:          key,
 		Fingerprint: fingerprint,
@@ -113,7 +111,7 @@ func (s *Idempotency) Reserve(ctx context.Context, tenantID, requestID, fingerpr
 			return nil, domain.Conflict(domain.ReasonIdempotencyReused,
 				"X-Request-Id %q was already used for a different request; use a new X-Request-Id for a new request", requestID)
 		case it.State == stateDone:
-			return &api.StoredResponse{Status: it.Status, ContentType: it.ContentType, Location: it.Location,
+			return &app.StoredResponse{Status: it.Status, ContentType: it.ContentType, Location: it.Location,
 				Body: it.Body, SealedSecret: it.SealedSecret, SecretEndpointID: it.SecretEndpointID}, nil
 		default:
 			return nil, domain.Conflict(domain.ReasonRequestInProgress,
@@ -128,8 +126,8 @@ func (s *Idempotency) Reserve(ctx context.Context, tenantID, requestID, fingerpr
 // conditional UpdateItem, which keeps the fingerprint). It fails if the record is no
 // longer pending: the reservation was released, or its lease expired and another request
 // completed it.
-func (s *Idempotency) Complete(ctx context.Context, tenantID, requestID string, resp api.StoredResponse, expiresAt time.Time) error {
-	key := api.TenantKey(tenantID, requestID)
+func (s *Idempotency) Complete(ctx context.Context, tenantID, requestID string, resp app.StoredResponse, expiresAt time.Time) error {
+	key := tenantKey(tenantID, requestID)
 	update := "SET #state = :done, #status = :status, content_type = :ct, expires_at = :exp"
 	values := map[string]types.AttributeValue{
 		":done":    str(stateDone),
@@ -178,7 +176,7 @@ func (s *Idempotency) Complete(ctx context.Context, tenantID, requestID string, 
 // Release deletes a pending reservation (one DeleteItem) so a retry may run. A completed
 // record is kept: its response is still the answer to a retry.
 func (s *Idempotency) Release(ctx context.Context, tenantID, requestID string) error {
-	key := api.TenantKey(tenantID, requestID)
+	key := tenantKey(tenantID, requestID)
 	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 &s.table,
 		Key:                       pkKey(key),

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
 )
 
@@ -39,7 +39,7 @@ func TestIdempotencyReserveCompleteReplay(t *testing.T) {
 		t.Fatalf("other tenant's Reserve = %v, %v; want nil, nil", stored, err)
 	}
 
-	resp := api.StoredResponse{Status: 201, ContentType: "application/json", Body: []byte(`{"id":"ep_1"}`)}
+	resp := app.StoredResponse{Status: 201, ContentType: "application/json", Body: []byte(`{"id":"ep_1"}`)}
 	if err := s.Complete(ctx, tenant, key, resp, t0.Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestIdempotencyEmptyBody(t *testing.T) {
 	if _, err := s.Reserve(ctx, "t", "r", "fp", t0.Add(time.Minute), t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Complete(ctx, "t", "r", api.StoredResponse{Status: 204}, t0.Add(time.Hour)); err != nil {
+	if err := s.Complete(ctx, "t", "r", app.StoredResponse{Status: 204}, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	stored, err := s.Reserve(ctx, "t", "r", "fp", t0.Add(time.Minute), t0)
@@ -125,7 +125,7 @@ func TestIdempotencyRelease(t *testing.T) {
 		t.Fatalf("releasing an absent key: %v", err)
 	}
 	// Completing a released reservation fails: its response would answer nobody's request.
-	if err := s.Complete(ctx, tenant, key, api.StoredResponse{Status: 201}, t0.Add(time.Hour)); err == nil {
+	if err := s.Complete(ctx, tenant, key, app.StoredResponse{Status: 201}, t0.Add(time.Hour)); err == nil {
 		t.Error("Complete of a released reservation succeeded")
 	}
 }
@@ -137,7 +137,7 @@ func TestIdempotencyDatabaseDown(t *testing.T) {
 	_, reserveErr := s.Reserve(ctx, "t", "r", "fp", t0.Add(time.Minute), t0)
 	checks := map[string]error{
 		"reserve":  reserveErr,
-		"complete": s.Complete(ctx, "t", "r", api.StoredResponse{Status: 201}, t0),
+		"complete": s.Complete(ctx, "t", "r", app.StoredResponse{Status: 201}, t0),
 		"release":  s.Release(ctx, "t", "r"),
 	}
 	for name, err := range checks {
@@ -163,7 +163,7 @@ func TestIdempotencyWithoutReturnedItem(t *testing.T) {
 	wantReason(t, err, domain.ReasonRequestInProgress)
 	_, err = s.Reserve(ctx, "t", "r", "fp-2", lease, t0)
 	wantReason(t, err, domain.ReasonIdempotencyReused)
-	resp := api.StoredResponse{Status: 202, ContentType: "application/json", Body: []byte(`{}`)}
+	resp := app.StoredResponse{Status: 202, ContentType: "application/json", Body: []byte(`{}`)}
 	if err := s.Complete(ctx, "t", "r", resp, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}

@@ -10,18 +10,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
-	"github.com/datajetty/webhooks/shared/api"
 )
-
-var _ api.RateLimiter = (*RateLimits)(nil)
 
 // rateLimitGrace keeps a window's counter a little past its end, so a request that started
 // just before the boundary still finds it; TTL removes it afterwards.
 const rateLimitGrace = time.Minute
 
-// RateLimits counts requests in fixed windows in the rate-limit table: one item per key
-// and window, pk = key + "#" + the window's start in Unix seconds.
+// RateLimits counts requests in fixed windows in the rate-limit table: one item per
+// tenant, rule and window, pk = tenantKey(tenant, rule) + "#" + the window's start in Unix
+// seconds.
 type RateLimits struct {
 	db    *dynamodb.Client
 	table string
@@ -35,7 +32,8 @@ func NewRateLimits(client *dynamodb.Client, table string) *RateLimits {
 // Take counts one request with a single conditional UpdateItem: the increment and the
 // limit check are one atomic step, so concurrent instances never admit more than limit
 // requests in a window. window must be at least a second.
-func (s *RateLimits) Take(ctx context.Context, key string, limit int, window time.Duration, now time.Time) (int, bool, error) {
+func (s *RateLimits) Take(ctx context.Context, tenantID, rule string, limit int, window time.Duration, now time.Time) (int, bool, error) {
+	key := tenantKey(tenantID, rule)
 	if window < time.Second {
 		return 0, false, fmt.Errorf("rate limit %s: window %s is shorter than a second", key, window)
 	}

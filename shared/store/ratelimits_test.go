@@ -24,28 +24,28 @@ func TestRateLimitWindow(t *testing.T) {
 	start := t0.Truncate(window)
 
 	for i := 1; i <= 10; i++ {
-		count, ok, err := s.Take(ctx, "tenant-a", 10, window, start.Add(time.Duration(i)*time.Second))
+		count, ok, err := s.Take(ctx, "tenant-a", "default", 10, window, start.Add(time.Duration(i)*time.Second))
 		if err != nil || !ok || count != i {
 			t.Fatalf("take %d = %d, %v, %v; want %d, true", i, count, ok, err, i)
 		}
 	}
-	count, ok, err := s.Take(ctx, "tenant-a", 10, window, start.Add(59*time.Second))
+	count, ok, err := s.Take(ctx, "tenant-a", "default", 10, window, start.Add(59*time.Second))
 	if err != nil || ok || count != 10 {
 		t.Fatalf("11th take = %d, %v, %v; want 10, false", count, ok, err)
 	}
 	// Other keys have their own budget.
-	if _, ok, err := s.Take(ctx, "tenant-b", 10, window, start); err != nil || !ok {
+	if _, ok, err := s.Take(ctx, "tenant-b", "default", 10, window, start); err != nil || !ok {
 		t.Fatalf("tenant-b take = %v, %v", ok, err)
 	}
 	// The next window admits again.
-	count, ok, err = s.Take(ctx, "tenant-a", 10, window, start.Add(window))
+	count, ok, err = s.Take(ctx, "tenant-a", "default", 10, window, start.Add(window))
 	if err != nil || !ok || count != 1 {
 		t.Fatalf("first take of the next window = %d, %v, %v; want 1, true", count, ok, err)
 	}
-	if _, ok, _ := s.Take(ctx, "tenant-a", 0, window, start); ok {
+	if _, ok, _ := s.Take(ctx, "tenant-a", "default", 0, window, start); ok {
 		t.Error("limit 0 admitted a request")
 	}
-	if _, _, err := s.Take(ctx, "tenant-a", 10, time.Millisecond, start); err == nil {
+	if _, _, err := s.Take(ctx, "tenant-a", "default", 10, time.Millisecond, start); err == nil {
 		t.Error("a sub-second window was accepted")
 	}
 }
@@ -67,7 +67,7 @@ func TestRateLimitConcurrentTakes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, ok, err := s.Take(ctx, "tenant-a", limit, time.Minute, now)
+			_, ok, err := s.Take(ctx, "tenant-a", "default", limit, time.Minute, now)
 			switch {
 			case err != nil:
 				errs <- err
@@ -92,7 +92,7 @@ func TestRateLimitConcurrentTakes(t *testing.T) {
 func TestRateLimitDatabaseDown(t *testing.T) {
 	t.Parallel()
 	s := NewRateLimits(downClient(t), "ratelimits")
-	_, ok, err := s.Take(context.Background(), "tenant-a", 10, time.Minute, t0)
+	_, ok, err := s.Take(context.Background(), "tenant-a", "default", 10, time.Minute, t0)
 	if ok || !errors.Is(err, domain.ErrUnavailable) {
 		t.Fatalf("Take = %v, %v; want not allowed and domain.ErrUnavailable", ok, err)
 	}

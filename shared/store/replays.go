@@ -12,11 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
 )
-
-var _ app.ReplayStore = (*Replays)(nil)
 
 // ReplayRetention is how long replay records are kept (DynamoDB TTL on expires_at).
 const ReplayRetention = 30 * 24 * time.Hour
