@@ -26,6 +26,7 @@ import (
 	"github.com/datajetty/webhooks/shared/dev/devissuer"
 	"github.com/datajetty/webhooks/shared/dev/localsqs"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
+	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/signing"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
@@ -44,6 +45,8 @@ type system struct {
 	replay   *localsqs.Poller
 	logs     *testenv.Buffer
 	resource map[string]string
+	// emf holds each consumer's metrics (EMF lines), by its Function dimension.
+	emf map[string]*testenv.Buffer
 }
 
 func newSystem(t *testing.T) *system {
@@ -74,17 +77,18 @@ func newSystem(t *testing.T) *system {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	s := &system{t: t, sqs: sqs.NewFromConfig(awsCfg), ingestQ: stack.Resources["IngestQueue"], api: srv.URL + api.BasePath, issuer: iss, logs: logs, resource: stack.Resources}
-	poller := func(queue string, build func(config.Config, aws.Config, wiring.WorkerOptions) (wiring.SQSHandler, error)) *localsqs.Poller {
-		w, err := build(cfg, awsCfg, wiring.WorkerOptions{Logger: logger})
+	s := &system{t: t, sqs: sqs.NewFromConfig(awsCfg), ingestQ: stack.Resources["IngestQueue"], api: srv.URL + api.BasePath, issuer: iss, logs: logs, resource: stack.Resources,
+		emf: map[string]*testenv.Buffer{"ingest": {}, "deliver": {}, "replay-worker": {}}}
+	poller := func(queue, name string, build func(config.Config, aws.Config, wiring.WorkerOptions) (wiring.SQSHandler, error)) *localsqs.Poller {
+		w, err := build(cfg, awsCfg, wiring.WorkerOptions{Logger: logger, Metrics: metrics.New(s.emf[name], name)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return &localsqs.Poller{Client: s.sqs, QueueURL: queue, Handler: localsqs.Handler(w), Logger: logger}
 	}
-	s.ingest = poller(stack.Resources["IngestQueue"], wiring.Ingest)
-	s.deliver = poller(stack.Resources["DeliveryQueue"], wiring.Deliver)
-	s.replay = poller(stack.Resources["ReplayQueue"], wiring.ReplayWorker)
+	s.ingest = poller(stack.Resources["IngestQueue"], "ingest", wiring.Ingest)
+	s.deliver = poller(stack.Resources["DeliveryQueue"], "deliver", wiring.Deliver)
+	s.replay = poller(stack.Resources["ReplayQueue"], "replay-worker", wiring.ReplayWorker)
 	return s
 }
 
@@ -326,5 +330,74 @@ func TestDeliverKilledMidBatchLosesNothing(t *testing.T) {
 	}
 	if len(seen) != 5 {
 		t.Fatalf("want every event delivered after the crash, got %v", seen)
+	}
+}
+
+// metrics sums the named consumer's EMF output so far: counters add up, distributions
+// count their values. Every line must be an EMF document of that consumer.
+func (s *system) metrics(name string) map[string]float64 {
+	s.t.Helper()
+	sums := map[string]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(s.emf[name].String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(line), &doc); err != nil || doc["Function"] != name || doc["_aws"] == nil {
+			s.t.Fatalf("%s wrote a line that is not its EMF document: %q (%v)", name, line, err)
+		}
+		for k, v := range doc {
+			switch v := v.(type) {
+			case float64:
+				sums[k] += v
+			case []any:
+				sums[k] += float64(len(v))
+			}
+		}
+	}
+	return sums
+}
+
+// TestConsumersWriteMetricsAfterEachBatch: every consumer built by shared/wiring writes the
+// metrics its batch recorded as soon as the batch is done, under its own Function name.
+func TestConsumersWriteMetricsAfterEachBatch(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	secret, _ := signing.GenerateSecret()
+	rc := newReceiver(t, secret)
+	status, ep := s.call("POST", "/endpoints", "acme", map[string]any{"url": rc.URL, "events": []string{"*"}, "secret": secret.Encode()})
+	if status != http.StatusCreated {
+		t.Fatalf("register: %d %v", status, ep)
+	}
+	occurred := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	s.publish(map[string]any{"id": "evt_1", "tenant_id": "acme", "type": "export.done", "occurred_at": occurred.Format(time.RFC3339), "data": map[string]any{}})
+	s.publish(map[string]any{"id": "evt_2", "tenant_id": "acme"}) // malformed: dead-lettered
+
+	if n, err := s.ingest.Once(context.Background()); err != nil || n == 0 {
+		t.Fatalf("ingest: %d messages, %v", n, err)
+	}
+	for { // SQS may split the two messages over two receives
+		if m := s.metrics("ingest"); m[metrics.EventsIngested] == 1 && m[metrics.EventsRejected] == 1 {
+			break
+		}
+		if n, err := s.ingest.Once(context.Background()); err != nil || n == 0 {
+			t.Fatalf("after the ingest batches: metrics %v, want 1 event ingested and 1 rejected", s.metrics("ingest"))
+		}
+	}
+	s.drain()
+	if m := s.metrics("deliver"); m[metrics.DeliveriesSucceeded] != 1 || m[metrics.DeliveryLatency] != 1 {
+		t.Fatalf("deliver metrics %v, want 1 delivery succeeded and its latency", m)
+	}
+
+	status, rp := s.call("POST", "/replay", "acme", map[string]any{"endpoint_id": ep["endpoint_id"], "from": occurred.Add(-time.Hour).Format(time.RFC3339)})
+	if status != http.StatusAccepted {
+		t.Fatalf("replay: %d %v", status, rp)
+	}
+	s.drain()
+	if m := s.metrics("replay-worker"); m[metrics.ReplayEventsEnqueued] != 1 {
+		t.Fatalf("replay worker metrics %v, want 1 event enqueued", m)
+	}
+	if m := s.metrics("deliver"); m[metrics.DeliveriesSucceeded] != 2 {
+		t.Fatalf("deliver metrics %v, want 2 deliveries succeeded", m)
 	}
 }

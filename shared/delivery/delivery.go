@@ -58,13 +58,6 @@ type Visibility interface {
 	ChangeVisibility(ctx context.Context, receiptHandle string, delay time.Duration) error
 }
 
-// Metrics receives delivery counters (shared/metrics.Emitter); Flush runs after each batch.
-type Metrics interface {
-	Add(name string, n float64)
-	Observe(name string, unit metrics.Unit, v float64)
-	Flush() error
-}
-
 // Options tunes delivery. DefaultOptions holds the documented production values.
 type Options struct {
 	// AttemptTimeout bounds one POST, from dialling to the response headers.
@@ -153,8 +146,10 @@ type Deps struct {
 	// Client makes the POSTs. In production ssrf.NewClient: the destination is checked at
 	// dial time and redirects are not followed. One client per instance, so connections
 	// to busy endpoints are kept alive and reused across batches.
-	Client  *http.Client
-	Metrics Metrics
+	Client *http.Client
+	// Metrics counts deliveries by outcome, their latency, retries and auto-disabled
+	// endpoints (nil: none).
+	Metrics *metrics.Emitter
 	// Now is the clock of attempt times and webhook-timestamp (time.Now by default).
 	Now func() time.Time
 	// Rand returns a uniform number in [0, 1) for the jitter (math/rand/v2 by default).
@@ -173,7 +168,7 @@ type Handler struct {
 	state      EndpointState
 	visibility Visibility
 	client     *http.Client
-	metrics    Metrics
+	metrics    *metrics.Emitter
 	now        func() time.Time
 	rand       func() float64
 	logger     *slog.Logger
@@ -181,19 +176,10 @@ type Handler struct {
 	cache      *targetCache
 }
 
-// New checks deps and returns a Handler.
+// New checks d and its options and returns a Handler; build one per instance, at cold start.
 func New(d Deps) (*Handler, error) {
-	var missing []string
-	for name, set := range map[string]bool{
-		"Endpoints": d.Endpoints != nil, "Secrets": d.Secrets != nil, "Log": d.Log != nil,
-		"State": d.State != nil, "Visibility": d.Visibility != nil, "Client": d.Client != nil,
-	} {
-		if !set {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("delivery: missing dependencies %v", missing)
+	if d.Endpoints == nil || d.Secrets == nil || d.Log == nil || d.State == nil || d.Visibility == nil || d.Client == nil {
+		return nil, errors.New("delivery: Deps needs Endpoints, Secrets, Log, State, Visibility and Client")
 	}
 	if err := d.Options.validate(); err != nil {
 		return nil, fmt.Errorf("delivery: options: %w", err)
@@ -205,9 +191,6 @@ func New(d Deps) (*Handler, error) {
 		cache: newTargetCache(d.Options.CacheTTL),
 	}
 	h.opts.Schedule = append([]time.Duration(nil), d.Options.Schedule...)
-	if h.metrics == nil {
-		h.metrics = noMetrics{}
-	}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -237,9 +220,6 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		if !o.ack {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: ev.Records[i].MessageId})
 		}
-	}
-	if err := h.metrics.Flush(); err != nil {
-		h.logger.WarnContext(ctx, "flush metrics", "error", err)
 	}
 	return resp, nil
 }
@@ -285,9 +265,3 @@ func (h *Handler) finish(ctx context.Context, outcomes []outcome) {
 	}
 	wg.Wait()
 }
-
-type noMetrics struct{}
-
-func (noMetrics) Add(string, float64)                   {}
-func (noMetrics) Observe(string, metrics.Unit, float64) {}
-func (noMetrics) Flush() error                          { return nil }

@@ -173,6 +173,7 @@ type fixture struct {
 	stackEnv   map[string]string
 	stackRes   map[string]string
 	h          *Handler
+	metrics    *metrics.Emitter
 }
 
 // newFixture provisions the template in the emulator and builds a Handler on the real
@@ -217,7 +218,7 @@ func newFixture(t *testing.T, policy ssrf.Policy, mutate func(*Deps)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.h = h
+	f.h, f.metrics = h, d.Metrics
 	return f
 }
 
@@ -295,6 +296,10 @@ func (f *fixture) handle(t *testing.T, msgs ...events.SQSMessage) map[string]boo
 	resp, err := f.h.Handle(f.ctx, events.SQSEvent{Records: msgs})
 	if err != nil {
 		t.Fatalf("Handle returned an error: %v", err)
+	}
+	// After each batch, as shared/wiring does for every consumer.
+	if err := f.metrics.Flush(); err != nil {
+		t.Fatal(err)
 	}
 	failed := map[string]bool{}
 	for _, it := range resp.BatchItemFailures {

@@ -49,9 +49,8 @@ const endpointPageSize = 100
 // storeConcurrency bounds the parallel DynamoDB writes of one invocation.
 const storeConcurrency = 10
 
-// Handler consumes IngestQueue batches. It holds no per-invocation state, so one Handler
-// serves concurrent invocations.
-type Handler struct {
+// Deps are the handler's adapters and instruments. Logger and Metrics are optional.
+type Deps struct {
 	Events      EventStore
 	Endpoints   EndpointLister
 	Jobs        JobSender
@@ -59,6 +58,29 @@ type Handler struct {
 	Logger      *slog.Logger
 	// Metrics counts EventsIngested and EventsRejected (nil: none).
 	Metrics *metrics.Emitter
+}
+
+// Handler consumes IngestQueue batches. It holds no per-invocation state, so one Handler
+// serves concurrent invocations.
+type Handler struct {
+	events      EventStore
+	endpoints   EndpointLister
+	jobs        JobSender
+	deadLetters DeadLetterSender
+	log         *slog.Logger
+	metrics     *metrics.Emitter
+}
+
+// New checks d and returns a Handler; build one per instance, at cold start.
+func New(d Deps) (*Handler, error) {
+	if d.Events == nil || d.Endpoints == nil || d.Jobs == nil || d.DeadLetters == nil {
+		return nil, errors.New("ingest: Deps needs Events, Endpoints, Jobs and DeadLetters")
+	}
+	h := &Handler{events: d.Events, endpoints: d.Endpoints, jobs: d.Jobs, deadLetters: d.DeadLetters, log: d.Logger, metrics: d.Metrics}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h, nil
 }
 
 // eventKey identifies an event as the store does: tenant, occurred_at and id.
@@ -88,17 +110,11 @@ type fanOut struct {
 	failed  bool
 }
 
-// Handle processes one batch and reports the messages to retry. It returns an error only
-// for a misconfigured handler; every per-message problem is a batch item failure, so SQS
-// retries just those messages (and after five receives redrives them to the ingest DLQ).
+// Handle processes one batch and reports the messages to retry. It never returns an
+// error: every per-message problem is a batch item failure, so SQS retries just those
+// messages (and after five receives redrives them to the ingest DLQ).
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	log := h.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	if h.Events == nil || h.Endpoints == nil || h.Jobs == nil || h.DeadLetters == nil {
-		return events.SQSEventResponse{}, errors.New("ingest: handler is missing a dependency")
-	}
+	log := h.log
 
 	recs := make([]*record, len(ev.Records))
 	var valid []*record
@@ -121,7 +137,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	results := make([]app.PutResult, len(valid))
 	parallel(len(valid), func(i int) {
 		r := valid[i]
-		res, err := h.Events.Put(ctx, r.event)
+		res, err := h.events.Put(ctx, r.event)
 		if err != nil {
 			r.failed = true
 			log.WarnContext(ctx, "store event failed; the message will be retried", eventAttrs(r, "error", err)...)
@@ -129,7 +145,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 		results[i] = res
 		if !res.Duplicate {
-			h.Metrics.Add(metrics.EventsIngested, 1)
+			h.metrics.Add(metrics.EventsIngested, 1)
 		}
 	})
 
@@ -187,7 +203,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 	}
 	if len(jobs) > 0 {
-		unsent, err := h.Jobs.Send(ctx, jobs)
+		unsent, err := h.jobs.Send(ctx, jobs)
 		if err != nil {
 			log.WarnContext(ctx, "send delivery jobs failed", "jobs", len(jobs), "unsent", len(unsent), "error", err)
 		}
@@ -207,7 +223,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		if f.failed {
 			return
 		}
-		if err := h.Events.MarkFannedOut(ctx, f.event); err != nil {
+		if err := h.events.MarkFannedOut(ctx, f.event); err != nil {
 			f.failed = true
 			log.WarnContext(ctx, "mark event fanned out failed; the message will be retried", fanAttrs(f, "error", err)...)
 			return
@@ -236,13 +252,13 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // deadLetter moves a malformed message to the ingest DLQ. Only when that fails is the
 // message reported as failed, so SQS retries it and, after the last receive, redrives it.
 func (h *Handler) deadLetter(ctx context.Context, log *slog.Logger, r *record, body string, reason error) {
-	if err := h.DeadLetters.Send(ctx, body, reason.Error(), r.msgID); err != nil {
+	if err := h.deadLetters.Send(ctx, body, reason.Error(), r.msgID); err != nil {
 		r.failed = true
 		log.ErrorContext(ctx, "dead-letter malformed event failed; the message will be retried",
 			"message_id", r.msgID, "reason", reason.Error(), "error", err)
 		return
 	}
-	h.Metrics.Add(metrics.EventsRejected, 1)
+	h.metrics.Add(metrics.EventsRejected, 1)
 	log.WarnContext(ctx, "malformed event dead-lettered", "message_id", r.msgID, "reason", reason.Error(), "bytes", len(body))
 }
 
@@ -257,7 +273,7 @@ func (h *Handler) activeEndpoints(ctx context.Context, tenantID string) listing 
 	var l listing
 	after := ""
 	for {
-		page, more, err := h.Endpoints.ListEndpoints(ctx, tenantID, endpointPageSize, after)
+		page, more, err := h.endpoints.ListEndpoints(ctx, tenantID, endpointPageSize, after)
 		if err != nil {
 			return listing{err: err}
 		}

@@ -38,6 +38,7 @@ const secretMarker = "s3cr3t-payload"
 type harness struct {
 	t           testing.TB
 	h           *ingest.Handler
+	deps        ingest.Deps
 	events      *store.Events
 	endpoints   *store.Endpoints
 	sqs         *sqs.Client
@@ -70,19 +71,33 @@ func newHarness(t testing.TB) *harness {
 	hs.endpoints = store.NewEndpoints(db, stack.Env["WEBHOOKS_ENDPOINTS_TABLE"])
 	hs.deliveryURL = stack.Env["WEBHOOKS_DELIVERY_QUEUE_URL"]
 	hs.dlqURL = stack.Env["WEBHOOKS_INGEST_DLQ_URL"]
-	hs.h = &ingest.Handler{
+	hs.deps = ingest.Deps{
 		Events:      hs.events,
 		Endpoints:   hs.endpoints,
 		Jobs:        queue.NewDeliveryJobs(hs.sqs, hs.deliveryURL),
 		DeadLetters: queue.NewDeadLetters(hs.sqs, hs.dlqURL),
 		Logger:      slog.New(slog.NewJSONHandler(hs.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+	hs.with(nil)
 	t.Cleanup(func() {
 		if strings.Contains(hs.logs.String(), secretMarker) {
 			t.Errorf("an event's data reached the logs:\n%s", hs.logs.String())
 		}
 	})
 	return hs
+}
+
+// with rebuilds the handler with the harness's dependencies as change leaves them.
+func (hs *harness) with(change func(*ingest.Deps)) {
+	hs.t.Helper()
+	if change != nil {
+		change(&hs.deps)
+	}
+	h, err := ingest.New(hs.deps)
+	if err != nil {
+		hs.t.Fatal(err)
+	}
+	hs.h = h
 }
 
 func (hs *harness) batches() int {
@@ -314,7 +329,7 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 	}
 
 	// When the DLQ itself cannot be reached, the message is retried, never dropped.
-	hs.h.DeadLetters = failingDLQ{}
+	hs.with(func(d *ingest.Deps) { d.DeadLetters = failingDLQ{} })
 	if failed := hs.handle(message{"m-json2", `nope`}, message{"m-ok2", envelope("tenant-a", "evt_2", "export.done")}); !reflect.DeepEqual(failed, []string{"m-json2"}) {
 		t.Errorf("failed %v, want only m-json2", failed)
 	}
@@ -355,8 +370,8 @@ func TestJobSendFailureIsRetried(t *testing.T) {
 	hs := newHarness(t)
 	a := hs.endpoint("tenant-a", domain.StatusActive, "*")
 	b := hs.endpoint("tenant-a", domain.StatusActive, "export.*")
-	flaky := &flakyJobs{JobSender: hs.h.Jobs, fail: map[string]bool{"evt_1": true}}
-	hs.h.Jobs = flaky
+	flaky := &flakyJobs{JobSender: hs.deps.Jobs, fail: map[string]bool{"evt_1": true}}
+	hs.with(func(d *ingest.Deps) { d.Jobs = flaky })
 
 	m1 := message{"m-1", envelope("tenant-a", "evt_1", "export.done")}
 	m2 := message{"m-2", envelope("tenant-a", "evt_2", "export.done")}
@@ -429,7 +444,9 @@ func TestTransientStoreErrorFailsOnlyThatRecord(t *testing.T) {
 	t.Parallel()
 	hs := newHarness(t)
 	a := hs.endpoint("tenant-a", domain.StatusActive, "*")
-	hs.h.Events = flakyStore{EventStore: hs.events, fail: map[string]bool{"evt_1": true}}
+	hs.with(func(d *ingest.Deps) {
+		d.Events = flakyStore{EventStore: hs.events, fail: map[string]bool{"evt_1": true}}
+	})
 
 	failed := hs.handle(message{"m-1", envelope("tenant-a", "evt_1", "export.done")}, message{"m-2", envelope("tenant-a", "evt_2", "export.done")})
 	if !reflect.DeepEqual(failed, []string{"m-1"}) {
@@ -470,7 +487,7 @@ func TestFanOutInFullBatches(t *testing.T) {
 		}
 	}
 	lister := &countingLister{EndpointLister: hs.endpoints}
-	hs.h.Endpoints = lister
+	hs.with(func(d *ingest.Deps) { d.Endpoints = lister })
 
 	if failed := hs.handle(message{"m-1", envelope("tenant-a", "evt_1", "export.done")}); len(failed) != 0 {
 		t.Fatalf("failed %v", failed)
@@ -542,7 +559,7 @@ func TestSampleEvent(t *testing.T) {
 
 func TestHandlerMissingDependency(t *testing.T) {
 	t.Parallel()
-	if _, err := (&ingest.Handler{}).Handle(context.Background(), events.SQSEvent{}); err == nil {
+	if _, err := ingest.New(ingest.Deps{}); err == nil {
 		t.Error("a handler without dependencies did not report it")
 	}
 }

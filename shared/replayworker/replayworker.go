@@ -59,13 +59,20 @@ type Continuer interface {
 	SendReplay(ctx context.Context, tenantID, replayID string) error
 }
 
-// Deps are the worker's adapters.
+// Deps are the worker's adapters, instruments and options. Metrics, Now, Logger and every
+// option are optional.
 type Deps struct {
 	Replays   ReplayStore
 	Endpoints EndpointGetter
 	Events    EventPager
 	Jobs      JobSender
 	Continuer Continuer
+	// Metrics counts ReplayEventsEnqueued (nil: none).
+	Metrics *metrics.Emitter
+	// Now is the clock of the replay record's timestamps and lock lease (time.Now).
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Options Options
 }
 
 // Defaults of Options.
@@ -87,11 +94,6 @@ type Options struct {
 	// receive, the replay is marked failed (releasing the endpoint's lock) before SQS moves
 	// the message to the dead-letter queue.
 	MaxReceives int
-	// Now is the clock of the replay record's timestamps and lock lease (time.Now).
-	Now    func() time.Time
-	Logger *slog.Logger
-	// Metrics counts ReplayEventsEnqueued (nil: none).
-	Metrics *metrics.Emitter
 }
 
 // Handler is the replay worker's Lambda handler. It keeps no per-invocation state, so
@@ -99,26 +101,32 @@ type Options struct {
 type Handler struct {
 	d    Deps
 	opts Options
+	now  func() time.Time
+	log  *slog.Logger
 }
 
-// New returns a Handler on the given adapters.
-func New(d Deps, opts Options) *Handler {
-	if opts.PageSize <= 0 {
-		opts.PageSize = DefaultPageSize
+// New checks d and returns a Handler; build one per instance, at cold start.
+func New(d Deps) (*Handler, error) {
+	if d.Replays == nil || d.Endpoints == nil || d.Events == nil || d.Jobs == nil || d.Continuer == nil {
+		return nil, errors.New("replayworker: Deps needs Replays, Endpoints, Events, Jobs and Continuer")
 	}
-	if opts.DeadlineMargin <= 0 {
-		opts.DeadlineMargin = DefaultDeadlineMargin
+	h := &Handler{d: d, opts: d.Options, now: d.Now, log: d.Logger}
+	if h.opts.PageSize <= 0 {
+		h.opts.PageSize = DefaultPageSize
 	}
-	if opts.MaxReceives <= 0 {
-		opts.MaxReceives = DefaultMaxReceives
+	if h.opts.DeadlineMargin <= 0 {
+		h.opts.DeadlineMargin = DefaultDeadlineMargin
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if h.opts.MaxReceives <= 0 {
+		h.opts.MaxReceives = DefaultMaxReceives
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+	if h.now == nil {
+		h.now = time.Now
 	}
-	return &Handler{d: d, opts: opts}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h, nil
 }
 
 // invocation is what one Handle call shares across its records.
@@ -157,10 +165,10 @@ func (h *Handler) handleRecord(ctx context.Context, inv *invocation, msg events.
 	if err != nil {
 		// Retrying cannot fix it; failing it lets SQS redrive put it in the DLQ, where
 		// the DLQ alarm shows it, rather than dropping it silently.
-		h.opts.Logger.ErrorContext(ctx, "malformed replay job", "message_id", msg.MessageId, "error", err)
+		h.log.ErrorContext(ctx, "malformed replay job", "message_id", msg.MessageId, "error", err)
 		return false
 	}
-	log := h.opts.Logger.With("tenant_id", job.TenantID, "replay_id", job.ReplayID)
+	log := h.log.With("tenant_id", job.TenantID, "replay_id", job.ReplayID)
 	if inv.handOn() {
 		// An earlier record of this batch used up the invocation.
 		return h.continueLater(ctx, log, job.TenantID, job.ReplayID, -1)
@@ -244,11 +252,11 @@ func (h *Handler) run(ctx context.Context, inv *invocation, log *slog.Logger, jo
 		}
 		inv.pages++
 		r.Enqueued += int64(len(jobs))
-		h.opts.Metrics.Add(metrics.ReplayEventsEnqueued, float64(len(jobs)))
+		h.d.Metrics.Add(metrics.ReplayEventsEnqueued, float64(len(jobs)))
 		r.Cursor = next
 		if next == "" {
 			r.Status = domain.ReplayCompleted
-			if err := h.d.Replays.FinishReplay(ctx, r, h.opts.Now().UTC()); err != nil {
+			if err := h.d.Replays.FinishReplay(ctx, r, h.now().UTC()); err != nil {
 				log.ErrorContext(ctx, "finish replay", "enqueued", r.Enqueued, "error", err)
 				return &r, false
 			}
@@ -265,7 +273,7 @@ func (h *Handler) run(ctx context.Context, inv *invocation, log *slog.Logger, jo
 // checkpoint saves r's progress and renews the endpoint's lock. cont says whether the
 // replay may go on; when it may not, ack says whether its message is done with.
 func (h *Handler) checkpoint(ctx context.Context, log *slog.Logger, r domain.Replay) (cont, ack bool) {
-	now := h.opts.Now().UTC()
+	now := h.now().UTC()
 	err := h.d.Replays.UpdateProgress(ctx, r, now.Add(domain.ReplayLease), now)
 	var de *domain.Error
 	switch {
@@ -305,7 +313,7 @@ func (h *Handler) abandon(ctx context.Context, log *slog.Logger, r domain.Replay
 func (h *Handler) fail(ctx context.Context, log *slog.Logger, r domain.Replay, reason string) bool {
 	r.Status = domain.ReplayFailed
 	r.Error = reason
-	if err := h.d.Replays.FinishReplay(ctx, r, h.opts.Now().UTC()); err != nil {
+	if err := h.d.Replays.FinishReplay(ctx, r, h.now().UTC()); err != nil {
 		log.ErrorContext(ctx, "mark replay failed", "reason", reason, "error", err)
 		return false
 	}

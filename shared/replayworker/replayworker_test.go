@@ -53,6 +53,7 @@ const (
 // fixture is one provisioned stack with real store and queue adapters and an active
 // endpoint of tenant subscribed to export.* and import.done.
 type fixture struct {
+	t          *testing.T
 	q          *sqs.Client
 	env        map[string]string
 	endpoints  *store.Endpoints
@@ -73,6 +74,7 @@ func newFixture(t *testing.T) *fixture {
 	env := stack.Env
 	now := time.Now().UTC()
 	f := &fixture{
+		t:          t,
 		q:          q,
 		env:        env,
 		endpoints:  store.NewEndpoints(db, env["WEBHOOKS_ENDPOINTS_TABLE"]),
@@ -106,10 +108,13 @@ func (f *fixture) deps() replayworker.Deps {
 }
 
 func (f *fixture) handler(d replayworker.Deps) *replayworker.Handler {
-	return replayworker.New(d, replayworker.Options{
-		PageSize: pageSize,
-		Logger:   slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	d.Options = replayworker.Options{PageSize: pageSize}
+	d.Logger = slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, err := replayworker.New(d)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return h
 }
 
 // seed stores tenant's events before, inside and after [from, until), of subscribed and

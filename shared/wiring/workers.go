@@ -37,18 +37,27 @@ func (o WorkerOptions) logger() *slog.Logger {
 	return o.Logger
 }
 
-// withMetrics flushes the invocation's metrics (one EMF line) after each batch.
-func withMetrics(h SQSHandler, o WorkerOptions) SQSHandler {
-	if o.Metrics == nil {
-		return h
+// batchHandler is what every queue consumer's package builds with New(Deps) (*Handler,
+// error), which checks the dependencies and options at cold start.
+type batchHandler interface {
+	Handle(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
+}
+
+// consumer builds a queue consumer the one way all three are built: its package's New
+// checks d, and the returned handler writes the metrics the batch recorded (one EMF line)
+// after each batch. This is the only place a consumer's metrics are flushed.
+func consumer[D any, H batchHandler](newHandler func(D) (H, error), d D, o WorkerOptions) (SQSHandler, error) {
+	h, err := newHandler(d)
+	if err != nil {
+		return nil, err
 	}
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		resp, err := h(ctx, ev)
+		resp, err := h.Handle(ctx, ev)
 		if ferr := o.Metrics.Flush(); ferr != nil {
 			o.logger().WarnContext(ctx, "writing metrics failed", "error", ferr)
 		}
 		return resp, err
-	}
+	}, nil
 }
 
 // Ingest builds the IngestQueue consumer.
@@ -57,15 +66,14 @@ func Ingest(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, 
 		return nil, err
 	}
 	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
-	h := &ingest.Handler{
+	return consumer(ingest.New, ingest.Deps{
 		Events:      store.NewEvents(db, cfg.EventsTable),
 		Endpoints:   store.NewEndpoints(db, cfg.EndpointsTable),
 		Jobs:        queue.NewDeliveryJobs(q, cfg.DeliveryQueueURL),
 		DeadLetters: queue.NewDeadLetters(q, cfg.IngestDLQURL),
 		Logger:      o.logger(),
 		Metrics:     o.Metrics,
-	}
-	return withMetrics(h.Handle, o), nil
+	}, o)
 }
 
 // ReplayWorker builds the ReplayQueue consumer.
@@ -75,14 +83,15 @@ func ReplayWorker(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHan
 		return nil, err
 	}
 	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
-	h := replayworker.New(replayworker.Deps{
+	return consumer(replayworker.New, replayworker.Deps{
 		Replays:   store.NewReplays(db, cfg.ReplaysTable, cfg.EndpointsTable),
 		Endpoints: store.NewEndpoints(db, cfg.EndpointsTable),
 		Events:    store.NewEvents(db, cfg.EventsTable),
 		Jobs:      queue.NewDeliveryJobs(q, cfg.DeliveryQueueURL),
 		Continuer: queue.NewReplayJobs(q, cfg.ReplayQueueURL),
-	}, replayworker.Options{Logger: o.logger(), Metrics: o.Metrics})
-	return withMetrics(h.Handle, o), nil
+		Logger:    o.logger(),
+		Metrics:   o.Metrics,
+	}, o)
 }
 
 // Deliver builds the DeliveryQueue consumer. Its HTTP client carries the SSRF guard
@@ -95,7 +104,7 @@ func Deliver(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler,
 	endpoints := store.NewEndpoints(db, cfg.EndpointsTable)
 	opts := delivery.DefaultOptions()
 	opts.UserAgent = UserAgent
-	deps := delivery.Deps{
+	return consumer(delivery.New, delivery.Deps{
 		Endpoints:  endpoints,
 		State:      endpoints,
 		Secrets:    kmssecrets.New(kms.NewFromConfig(awsCfg), cfg.SecretsKeyID),
@@ -103,14 +112,7 @@ func Deliver(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler,
 		Visibility: queue.NewVisibility(sqs.NewFromConfig(awsCfg), cfg.DeliveryQueueURL),
 		Client:     ssrf.NewClient(ssrf.Policy{AllowPrivate: cfg.AllowPrivateTargets}, opts.AttemptTimeout),
 		Logger:     o.logger(),
+		Metrics:    o.Metrics,
 		Options:    opts,
-	}
-	if o.Metrics != nil {
-		deps.Metrics = o.Metrics
-	}
-	h, err := delivery.New(deps)
-	if err != nil {
-		return nil, err
-	}
-	return h.Handle, nil // the handler flushes its own metrics after each batch
+	}, o)
 }
