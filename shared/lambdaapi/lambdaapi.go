@@ -5,16 +5,14 @@ package lambdaapi
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"os"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
-	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
@@ -24,27 +22,12 @@ func Handler(h http.Handler) func(context.Context, events.APIGatewayV2HTTPReques
 	return httpadapter.NewV2(h).ProxyWithContext
 }
 
-// Run is the whole cold start of an API function serving route: configuration read and
-// checked once, AWS clients and adapters built once, then the Lambda loop. A bad
-// configuration fails the cold start with the missing variable's name in the log.
+// Run is the whole cold start of an API function serving route: the shared cold start
+// (wiring.ColdStart) builds the handler once, then the Lambda loop. A bad configuration
+// fails the cold start with the missing variable's name in the log.
 func Run(route string) {
-	ctx := context.Background()
-	logger := lambdacontext.NewLogger()
-	slog.SetDefault(logger)
-	cfg, err := config.FromEnv()
-	if err != nil {
-		logger.Error("invalid configuration", "error", err)
-		os.Exit(1)
-	}
-	awsCfg, err := wiring.LoadAWS(ctx)
-	if err != nil {
-		logger.Error("AWS configuration", "error", err)
-		os.Exit(1)
-	}
-	h, err := wiring.API(ctx, cfg, awsCfg, wiring.APIOptions{Logger: logger, Metrics: metrics.New(os.Stdout, "api")}, route)
-	if err != nil {
-		logger.Error("cold start failed", "route", route, "error", err)
-		os.Exit(1)
-	}
+	h := wiring.ColdStart(func(ctx context.Context, b wiring.Boot) (*api.Handler, error) {
+		return wiring.API(ctx, b.Config, b.AWS, wiring.APIOptions{Logger: b.Logger, Metrics: metrics.New(os.Stdout, "api")}, route)
+	}, "route", route)
 	lambda.Start(Handler(h))
 }
