@@ -125,6 +125,8 @@ type request struct {
 	params    map[string]string
 	body      []byte
 	requestID string
+	// clientID: requestID is the client's X-Request-Id (on POST, the idempotency key).
+	clientID bool
 }
 
 // response is a fully rendered response, so it can be stored for idempotent replays.
@@ -154,7 +156,7 @@ func jsonResponse(status int, v any) response {
 // checks, idempotency, handler; every outcome is one JSON response.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.deps.Now()
-	reqID, idErr := requestID(r.Header.Get("X-Request-Id"))
+	reqID, clientID, idErr := requestID(r.Header)
 	var (
 		resp   response
 		tenant string
@@ -184,7 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route = rt.Name
-	resp, tenant = h.serveRoute(r, rt, params, reqID)
+	resp, tenant = h.serveRoute(r, rt, params, reqID, clientID)
 }
 
 // countOutcome records the outcomes operators alarm on, then flushes (a no-op when
@@ -201,9 +203,13 @@ func (h *Handler) countOutcome(resp response) {
 	}
 }
 
-func (h *Handler) serveRoute(r *http.Request, rt Route, params map[string]string, reqID string) (response, string) {
+func (h *Handler) serveRoute(r *http.Request, rt Route, params map[string]string, reqID string, clientID bool) (response, string) {
 	ctx := r.Context()
-	p, err := h.deps.Auth.Verify(ctx, r.Header.Get("Authorization"))
+	authz, err := authorization(r.Header)
+	if err != nil {
+		return h.errorResponse(r, reqID, err), ""
+	}
+	p, err := h.deps.Auth.Verify(ctx, authz)
 	if err != nil {
 		return h.errorResponse(r, reqID, err), ""
 	}
@@ -216,7 +222,7 @@ func (h *Handler) serveRoute(r *http.Request, rt Route, params map[string]string
 		mergeHeader(resp.header, limitHeaders)
 		return resp, p.TenantID
 	}
-	req := &request{Request: r, principal: p, params: params, requestID: reqID}
+	req := &request{Request: r, principal: p, params: params, requestID: reqID, clientID: clientID}
 	var resp response
 	if r.Method == http.MethodPost {
 		resp = h.servePost(req, rt)
@@ -237,10 +243,10 @@ func (h *Handler) servePost(req *request, rt Route) response {
 		return h.errorResponse(req.Request, req.requestID, domain.Invalid("", "request body is larger than %d KiB or unreadable", MaxBodyBytes>>10))
 	}
 	req.body = body
-	clientKey := req.Header.Get("X-Request-Id")
-	if clientKey == "" || h.deps.Idempotency == nil {
+	if !req.clientID || h.deps.Idempotency == nil {
 		return h.invoke(req, rt)
 	}
+	clientKey := req.requestID
 	ctx := req.Context()
 	now := h.deps.Now()
 	tenant := req.principal.TenantID
@@ -343,20 +349,55 @@ func mergeHeader(dst, src http.Header) {
 	}
 }
 
-// requestID returns the client's X-Request-Id when it is usable, else a new one.
-func requestID(v string) (string, error) {
-	if v == "" {
-		return domain.NewID("req_"), nil
+// requestID returns the client's X-Request-Id, or a new id when the header is absent.
+// A header that is present must hold exactly one usable value: an empty value is not
+// "absent" (it would silently turn idempotency off), and a second value (or a comma,
+// which is how API Gateway joins repeated headers) is ambiguous.
+func requestID(h http.Header) (id string, fromClient bool, err error) {
+	vals, present := h["X-Request-Id"]
+	if !present {
+		return domain.NewID("req_"), false, nil
 	}
-	if len(v) > 128 {
-		return domain.NewID("req_"), domain.Invalid("X-Request-Id", "X-Request-Id is longer than 128 characters")
+	if err := checkRequestID(vals); err != nil {
+		return domain.NewID("req_"), false, err
 	}
-	for _, c := range v {
-		if c < 0x21 || c > 0x7e {
-			return domain.NewID("req_"), domain.Invalid("X-Request-Id", "X-Request-Id must be visible ASCII characters")
+	return vals[0], true, nil
+}
+
+func checkRequestID(vals []string) error {
+	if len(vals) != 1 {
+		return domain.Invalid("X-Request-Id", "X-Request-Id must be sent once, not %d times", len(vals))
+	}
+	v := vals[0]
+	switch {
+	case v == "":
+		return domain.Invalid("X-Request-Id", "X-Request-Id is empty; send 1-%d visible ASCII characters or leave the header out", MaxRequestIDLength)
+	case len(v) > MaxRequestIDLength:
+		return domain.Invalid("X-Request-Id", "X-Request-Id is longer than %d characters", MaxRequestIDLength)
+	}
+	for _, c := range []byte(v) {
+		if c < 0x21 || c > 0x7e || c == ',' {
+			return domain.Invalid("X-Request-Id", "X-Request-Id must be visible ASCII characters other than a comma")
 		}
 	}
-	return v, nil
+	return nil
+}
+
+// MaxRequestIDLength bounds X-Request-Id (it becomes part of the idempotency key).
+const MaxRequestIDLength = 128
+
+// authorization returns the Authorization header's value. More than one is refused: which
+// one a component reads first is not a contract, so a request must not carry two
+// credentials (tenant B's token then tenant A's, or a valid token then garbage).
+func authorization(h http.Header) (string, error) {
+	vals := h.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return "", nil
+	case 1:
+		return vals[0], nil
+	}
+	return "", &domain.Error{Kind: domain.KindUnauthorized, Msg: fmt.Sprintf("exactly one Authorization header is required, not %d", len(vals))}
 }
 
 func checkJSONContentType(v string) error {

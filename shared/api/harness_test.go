@@ -168,6 +168,14 @@ func (c *client) do(method, path, tenant string, body any, hdr map[string]string
 		}
 		req.Header.Set(k, v)
 	}
+	return c.send(req)
+}
+
+// send sends a prepared request and decodes the JSON answer (every answer must be JSON
+// with an X-Request-Id).
+func (c *client) send(req *http.Request) reply {
+	c.t.Helper()
+	method, path := req.Method, strings.TrimPrefix(req.URL.Path, api.BasePath)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)

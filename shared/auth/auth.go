@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/datajetty/webhooks/shared/domain"
 )
 
 // Defaults applied by NewVerifier to zero-valued Config fields.
@@ -198,7 +200,7 @@ func (v *Verifier) Verify(ctx context.Context, authorizationHeader string) (Prin
 	if !ok {
 		return Principal{}, errMissingToken
 	}
-	if len(raw) > maxTokenBytes {
+	if len(raw) > maxTokenBytes || !compactJWS(raw) {
 		return Principal{}, errMalformed
 	}
 
@@ -223,6 +225,20 @@ func bearerToken(header string) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
+}
+
+// compactJWS reports whether s is made only of the characters of a JWS in compact
+// serialization (base64url segments separated by dots). Anything else around a token (a
+// second credential joined by a comma, trailing text) makes the whole value malformed,
+// rather than leaving it to a lenient decoder.
+func compactJWS(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // keyFor is the jwt.Keyfunc: it picks the JWKS key for the token's kid and
@@ -338,6 +354,12 @@ func (v *Verifier) principal(c jwt.MapClaims) (Principal, error) {
 		// Without a tenant we cannot scope data access, so the token is
 		// useless to this API even though it is otherwise valid.
 		return Principal{}, unauthorized(fmt.Sprintf("token has no tenant claim %q", v.cfg.TenantClaim))
+	}
+	if !domain.ValidTenantID(tenant) {
+		// The tenant becomes part of every storage key (DynamoDB caps a key at
+		// 2 KiB) and must be one that events can name. The value itself is
+		// never repeated: it is the issuer's data and may be huge.
+		return Principal{}, unauthorized(fmt.Sprintf("token's tenant claim %q is not a valid tenant id (1-%d visible ASCII characters, no '#')", v.cfg.TenantClaim, domain.MaxTenantIDLength))
 	}
 	sub, err := c.GetSubject()
 	if err != nil {

@@ -154,6 +154,11 @@ func TestVerifyAccepts(t *testing.T) {
 			want:   Principal{TenantID: "tenant-1", Subject: "user-1", Scopes: []string{"webhooks:read", "webhooks:write"}},
 		},
 		{
+			name:   "tenant of the longest allowed length",
+			header: "Bearer " + rs(with(base, "tenant_id", strings.Repeat("t", 128))),
+			want:   Principal{TenantID: strings.Repeat("t", 128), Subject: "user-1", Scopes: []string{"webhooks:read", "webhooks:write"}},
+		},
+		{
 			name:   "nbf and iat within leeway",
 			header: "Bearer " + rs(with(with(base, "nbf", now.Add(20*time.Second).Unix()), "iat", now.Add(20*time.Second).Unix())),
 			want:   Principal{TenantID: "tenant-1", Subject: "user-1", Scopes: []string{"webhooks:read", "webhooks:write"}},
@@ -290,6 +295,19 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "no tenant", header: "Bearer " + rs(with(base, "tenant_id", nil)), reason: `token has no tenant claim "tenant_id"`},
 		{name: "empty tenant", header: "Bearer " + rs(with(base, "tenant_id", "")), reason: `token has no tenant claim "tenant_id"`},
 		{name: "numeric tenant", header: "Bearer " + rs(with(base, "tenant_id", 12)), reason: `token has no tenant claim "tenant_id"`},
+		// A tenant claim becomes part of every storage key: bounded here, at the edge.
+		{name: "tenant over 128 characters", header: "Bearer " + rs(with(base, "tenant_id", strings.Repeat("T", 129))), reason: `tenant claim "tenant_id" is not a valid tenant id`},
+		{name: "tenant of 2100 bytes", header: "Bearer " + rs(with(base, "tenant_id", strings.Repeat("T", 2100))), reason: `tenant claim "tenant_id" is not a valid tenant id`},
+		{name: "tenant with a space", header: "Bearer " + rs(with(base, "tenant_id", "acme corp")), reason: `tenant claim "tenant_id" is not a valid tenant id`},
+		{name: "tenant with a NUL", header: "Bearer " + rs(with(base, "tenant_id", "acme\x00")), reason: `tenant claim "tenant_id" is not a valid tenant id`},
+		{name: "tenant with #", header: "Bearer " + rs(with(base, "tenant_id", "acme#2")), reason: `tenant claim "tenant_id" is not a valid tenant id`},
+		{name: "non-ASCII tenant", header: "Bearer " + rs(with(base, "tenant_id", "acmé")), reason: `tenant claim "tenant_id" is not a valid tenant id`},
+		// Anything beside the token makes the value malformed: a valid token followed by
+		// another credential (API Gateway joins repeated headers with commas) or by text.
+		{name: "valid token, comma, another token", header: "Bearer " + valid + ",Bearer " + rs(with(base, "tenant_id", "tenant-2")), reason: "malformed token"},
+		{name: "valid token, comma and space, garbage", header: "Bearer " + valid + ", garbage", reason: "malformed token"},
+		{name: "valid token then text", header: "Bearer " + valid + " trailing", reason: "malformed token"},
+		{name: "valid token with a NUL", header: "Bearer " + valid + "\x00", reason: "malformed token"},
 	}
 
 	// Warm the cache so that the unknown-kid case does not depend on which
@@ -323,6 +341,9 @@ func TestVerifyRejects(t *testing.T) {
 			}
 			if p.TenantID != "" {
 				t.Errorf("Verify() returned principal %+v with error", p)
+			}
+			if strings.Contains(err.Error(), "TTTTTTTT") {
+				t.Errorf("Verify() error %q repeats the tenant claim", err)
 			}
 		})
 	}

@@ -46,7 +46,7 @@ func ParseEvent(body []byte) (Event, error) {
 	switch {
 	case raw.ID == nil || !validEventID(*raw.ID):
 		return e, Invalid("id", "id must be 1-128 visible ASCII characters")
-	case raw.TenantID == nil || !validEventID(*raw.TenantID):
+	case raw.TenantID == nil || !ValidTenantID(*raw.TenantID):
 		return e, Invalid("tenant_id", "tenant_id must be 1-128 visible ASCII characters")
 	case raw.Type == nil || !ValidEventType(*raw.Type):
 		return e, Invalid("type", "type must be an event type like \"export.done\"")
@@ -67,6 +67,17 @@ func validEventID(s string) bool {
 		return false
 	}
 	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e || r == '#' })
+}
+
+// MaxTenantIDLength bounds a tenant id, in tokens and in events alike.
+const MaxTenantIDLength = 128
+
+// ValidTenantID reports whether s can be a tenant id: 1-128 visible ASCII characters
+// other than '#'. Tokens (shared/auth) and event envelopes follow the same rule, so a
+// tenant that can call the API can also be named by an event, and every key built from a
+// tenant id stays far below DynamoDB's key size limits.
+func ValidTenantID(s string) bool {
+	return len(s) <= MaxTenantIDLength && validEventID(s)
 }
 
 // MaxClockSkew is how far in the future an event's occurred_at may be. A later one would
