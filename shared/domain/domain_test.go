@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -190,5 +192,34 @@ func TestEventClockRules(t *testing.T) {
 	}
 	if _, err := ParseEvent([]byte(`{"id":5,"tenant_id":"a","type":"a.b","occurred_at":"2026-11-27T10:00:00Z","data":{}}`)); err == nil || !strings.Contains(err.Error(), "id must be a string") {
 		t.Fatalf("a wrongly typed field must be named: %v", err)
+	}
+}
+
+// TestPayloadKeepsDataAsSent: data reaches the receiver byte for byte, only compacted: no
+// HTML escaping, no re-encoding of escapes or characters, never larger than sent.
+func TestPayloadKeepsDataAsSent(t *testing.T) {
+	t.Parallel()
+	data := "{ \"html\": \"<a href=\\\"x?a=1&b=2\\\">\u2028</a>\",\n  \"escaped\": \"\\u003c\\/\",\t\"n\": [1, 2.50, -0e3], \"ü\": \"&&&\" }"
+	e := Event{ID: `evt<&>"\`, Type: "export.done", OccurredAt: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), Data: json.RawMessage(data)}
+	p, err := e.Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"evt<&>\"\\","type":"export.done","timestamp":"2026-11-27T10:00:00Z","data":` + compact.String() + `}`
+	if string(p) != want {
+		t.Fatalf("payload\n got  %s\n want %s", p, want)
+	}
+	var back struct{ Data json.RawMessage }
+	if err := json.Unmarshal(p, &back); err != nil || !bytes.Equal(back.Data, compact.Bytes()) {
+		t.Fatalf("data does not round-trip: %s %v", back.Data, err)
+	}
+	// The worst character for an escaping encoder: the payload grows by its fixed part only.
+	worst := Event{ID: "e", Type: "a.b", OccurredAt: e.OccurredAt, Data: json.RawMessage(`"` + strings.Repeat("<", 1000) + `"`)}
+	if p, err := worst.Payload(); err != nil || len(p) > 1002+100 {
+		t.Fatalf("1000 '<' became %d bytes (%v)", len(p), err)
 	}
 }

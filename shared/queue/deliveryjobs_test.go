@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/dev/localsqs"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
@@ -466,5 +468,73 @@ func TestParseDeliveryMessage(t *testing.T) {
 		if got, err := ParseDeliveryMessage(m); err == nil {
 			t.Errorf("%s: ParseDeliveryMessage accepted it as %+v", name, got)
 		}
+	}
+}
+
+// TestLargestEventFitsADeliveryJob: the largest envelope ingest accepts, made of the
+// characters an escaping encoder would blow up (<, >, &, U+2028), becomes a delivery job
+// (body and attributes, as SQS counts them) within the DeliveryQueue's MaximumMessageSize in
+// template.yaml, and the queue made from the template takes it and returns it intact.
+func TestLargestEventFitsADeliveryJob(t *testing.T) {
+	t.Parallel()
+	tpl, err := devstack.LoadTemplate(filepath.Join(testenv.RepoRoot(), "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := 256 << 10 // SQS's classic limit, when the template does not say
+	if v, ok := tpl.Resources["DeliveryQueue"].Properties["MaximumMessageSize"]; ok {
+		n, ok := v.(int)
+		if !ok {
+			t.Fatalf("DeliveryQueue MaximumMessageSize %v is not a number", v)
+		}
+		limit = n
+	}
+
+	longest := strings.Repeat("t", domain.MaxTenantIDLength)
+	head := `{"id":"` + strings.Repeat(`\"`, 128) + `","tenant_id":"` + longest + `","type":"` + strings.Repeat("x", domain.MaxEventTypeLength) +
+		`","occurred_at":"2026-11-27T12:34:56.123456789+14:00","data":"`
+	worst := []string{"<", ">", "&", "\u2028"}
+	var data strings.Builder
+	for i := 0; len(head)+data.Len()+len(`"}`) < domain.MaxEventBytes; i++ {
+		c := worst[i%len(worst)]
+		if len(head)+data.Len()+len(c)+len(`"}`) > domain.MaxEventBytes {
+			c = "<"
+		}
+		data.WriteString(c)
+	}
+	envelope := head + data.String() + `"}`
+	if len(envelope) != domain.MaxEventBytes {
+		t.Fatalf("test envelope is %d bytes, want exactly %d", len(envelope), domain.MaxEventBytes)
+	}
+	ev, err := domain.ParseEvent([]byte(envelope))
+	if err != nil {
+		t.Fatalf("the largest envelope is refused: %v", err)
+	}
+	job := domain.DeliveryJob{TenantID: ev.TenantID, EndpointID: domain.NewID(domain.EndpointIDPrefix), Event: ev, ReplayID: domain.NewID(domain.ReplayIDPrefix)}
+	body, attrs, err := EncodeDeliveryJob(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := len(body) + attrsSize(attrs); size > limit {
+		t.Fatalf("the largest event's job is %d bytes (body %d); the DeliveryQueue takes %d", size, len(body), limit)
+	} else {
+		t.Logf("largest job: %d bytes of %d (body %d, attributes %d)", size, limit, len(body), attrsSize(attrs))
+	}
+	if !strings.Contains(body, data.String()) {
+		t.Fatal("the job's body does not hold the data as sent")
+	}
+
+	url := deliveryQueue(t)
+	client := sqs.NewFromConfig(testenv.AWSConfig(t))
+	if failed, err := NewDeliveryJobs(client, url).Send(context.Background(), []domain.DeliveryJob{job}); err != nil || len(failed) != 0 {
+		t.Fatalf("Send = %d failed, %v", len(failed), err)
+	}
+	msgs := receiveMessages(t, client, url, 5)
+	if len(msgs) != 1 {
+		t.Fatalf("received %d messages", len(msgs))
+	}
+	got, err := ParseDeliveryMessage(msgs[0])
+	if err != nil || string(got.Payload) != body {
+		t.Fatalf("the job came back changed (%v)", err)
 	}
 }
