@@ -30,7 +30,11 @@ type endpointView struct {
 	UpdatedAt               string   `json:"updated_at"`
 	Watermark               *string  `json:"watermark"`
 	PreviousSecretExpiresAt string   `json:"previous_secret_expires_at,omitempty"`
-	Secret                  string   `json:"secret,omitempty"`
+	// SecretEffectiveAt is only in the answer to the request that rotated the secret: by
+	// then every delivery carries a signature made with the new secret (deliver instances
+	// cache an endpoint for domain.ConfigPropagation).
+	SecretEffectiveAt string `json:"secret_effective_at,omitempty"`
+	Secret            string `json:"secret,omitempty"`
 }
 
 func viewEndpoint(ep domain.Endpoint, now time.Time) endpointView {
@@ -68,6 +72,9 @@ func (h *Handler) registerEndpoint(req *request) (response, error) {
 		return response{}, err
 	}
 	v := viewEndpoint(res.Endpoint, h.deps.Now())
+	if res.SecretRotated {
+		v.SecretEffectiveAt = ts(res.Endpoint.UpdatedAt.Add(domain.ConfigPropagation))
+	}
 	status := http.StatusOK
 	if res.Created {
 		status = http.StatusCreated

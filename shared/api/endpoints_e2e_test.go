@@ -7,7 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/datajetty/webhooks/shared/delivery"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 )
 
@@ -66,6 +68,22 @@ func TestRegisterCreatesThenUpserts(t *testing.T) {
 	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s"), "events": []string{"a.b"}, "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"}, nil)
 	if r.Status != http.StatusOK || r.str("previous_secret_expires_at") == "" || r.str("secret") != "" {
 		t.Fatalf("secret rotation: %d %s", r.Status, r.Raw)
+	}
+	// The rotating answer says when the new secret signs every delivery: the deliver
+	// function's endpoint cache may sign with the previous secret only until then.
+	updated, err1 := time.Parse(time.RFC3339Nano, r.str("updated_at"))
+	effective, err2 := time.Parse(time.RFC3339Nano, r.str("secret_effective_at"))
+	if err1 != nil || err2 != nil || effective.Sub(updated) != delivery.DefaultOptions().CacheTTL {
+		t.Fatalf("secret_effective_at must be updated_at + the deliver cache's %s: %s", delivery.DefaultOptions().CacheTTL, r.Raw)
+	}
+	// Only the rotating answer has it: not a create, not an update that keeps the secret.
+	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s"), "events": []string{"c.d"}}, nil)
+	if _, ok := r.Body["secret_effective_at"]; r.Status != http.StatusOK || ok {
+		t.Fatalf("update without rotation: %d %s", r.Status, r.Raw)
+	}
+	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s2"), "events": []string{"a.b"}, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, nil)
+	if _, ok := r.Body["secret_effective_at"]; r.Status != http.StatusCreated || ok {
+		t.Fatalf("create: %d %s", r.Status, r.Raw)
 	}
 }
 

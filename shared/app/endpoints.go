@@ -35,6 +35,9 @@ type RegisterResult struct {
 	// GeneratedSecret is set only when the service made up the secret on create: the one
 	// and only time a secret is shown.
 	GeneratedSecret *signing.Secret
+	// SecretRotated: this update replaced the secret (the previous one signs during its
+	// grace period).
+	SecretRotated bool
 }
 
 // Register creates or updates an endpoint. The challenge handshake runs before anything is
@@ -177,7 +180,7 @@ func (s *Endpoints) update(ctx context.Context, ep domain.Endpoint, version *int
 	if err := s.Store.UpdateEndpoint(ctx, ep, expected, previousURL); err != nil {
 		return RegisterResult{}, fmt.Errorf("update endpoint %s: %w", ep.ID, err)
 	}
-	return RegisterResult{Endpoint: ep}, nil
+	return RegisterResult{Endpoint: ep, SecretRotated: secretChanged}, nil
 }
 
 // handshakeError turns a failed challenge into the client's 400, keeping the handshake's

@@ -95,7 +95,7 @@ func DefaultOptions() Options {
 		},
 		Jitter:               0.2,
 		MaxAttempts:          8,
-		CacheTTL:             30 * time.Second,
+		CacheTTL:             domain.ConfigPropagation,
 		AutoDisableThreshold: 5,
 		MaxResponseBytes:     64 << 10,
 		UserAgent:            "DataJetty-Webhooks/1.0",

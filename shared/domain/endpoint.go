@@ -20,6 +20,13 @@ const (
 // receivers can roll their verifier without missing a webhook.
 const SecretRotationGrace = 24 * time.Hour
 
+// ConfigPropagation is how long the deliver function may go on using an endpoint's earlier
+// configuration (URL, events, status, secrets) after a change is stored: each instance
+// caches an endpoint for this long, so that a delivery costs no database read and no KMS
+// call. After a secret rotation, deliveries within it may carry only the previous secret's
+// signature.
+const ConfigPropagation = 30 * time.Second
+
 // Endpoint is a tenant's registered webhook destination.
 type Endpoint struct {
 	TenantID  string
