@@ -47,15 +47,16 @@ func LoadAWS(ctx context.Context) (aws.Config, error) {
 
 // requirements lists the settings each route needs, so a function with a missing variable
 // fails at cold start with the variable's name rather than on its first request.
-var requirements = map[string][]string{
-	api.RouteRegisterEndpoint: {"WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_IDEMPOTENCY_TABLE", "WEBHOOKS_SECRETS_KEY_ID"},
-	api.RouteListEndpoints:    {"WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_CURSOR_SECRET_ARN"},
-	api.RouteStartReplay:      {"WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_REPLAYS_TABLE", "WEBHOOKS_REPLAY_QUEUE_URL", "WEBHOOKS_IDEMPOTENCY_TABLE"},
-	api.RouteGetReplay:        {"WEBHOOKS_REPLAYS_TABLE"},
-	api.RouteListDeliveries:   {"WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_DELIVERIES_TABLE", "WEBHOOKS_CURSOR_SECRET_ARN"},
+var requirements = map[string][]config.Var{
+	api.RouteRegisterEndpoint: {config.EndpointsTable, config.IdempotencyTable, config.SecretsKeyID},
+	api.RouteListEndpoints:    {config.EndpointsTable, config.CursorSecretARN},
+	api.RouteStartReplay:      {config.EndpointsTable, config.ReplaysTable, config.ReplayQueueURL, config.IdempotencyTable},
+	api.RouteGetReplay:        {config.ReplaysTable},
+	api.RouteListDeliveries:   {config.EndpointsTable, config.DeliveriesTable, config.CursorSecretARN},
 }
 
-var apiCommon = []string{"WEBHOOKS_RATE_LIMIT_TABLE", "WEBHOOKS_JWKS_URL", "WEBHOOKS_JWT_ISSUER", "WEBHOOKS_JWT_AUDIENCE"}
+// apiCommon is what every API route needs: rate limits and token verification.
+var apiCommon = []config.Var{config.RateLimitTable, config.JWKSURL, config.JWTIssuer, config.JWTAudience}
 
 // APIOptions tunes the handler for tests and the local server.
 type APIOptions struct {
@@ -73,7 +74,7 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts APIOpti
 			names = append(names, rt.Name)
 		}
 	}
-	need := append([]string{}, apiCommon...)
+	need := append([]config.Var{}, apiCommon...)
 	for _, n := range names {
 		need = append(need, requirements[n]...)
 	}

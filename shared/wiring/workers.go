@@ -21,6 +21,14 @@ import (
 	"github.com/datajetty/webhooks/shared/store"
 )
 
+// The settings each consumer needs, so a function with a missing variable fails at cold
+// start with the variable's name.
+var (
+	ingestNeeds       = []config.Var{config.EventsTable, config.EndpointsTable, config.DeliveryQueueURL, config.IngestDLQURL}
+	replayWorkerNeeds = []config.Var{config.ReplaysTable, config.EndpointsTable, config.EventsTable, config.DeliveryQueueURL, config.ReplayQueueURL}
+	deliverNeeds      = []config.Var{config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.SecretsKeyID}
+)
+
 // SQSHandler is a queue consumer's Lambda handler.
 type SQSHandler func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
 
@@ -62,7 +70,7 @@ func consumer[D any, H batchHandler](newHandler func(D) (H, error), d D, o Worke
 
 // Ingest builds the IngestQueue consumer.
 func Ingest(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, error) {
-	if err := cfg.Require("WEBHOOKS_EVENTS_TABLE", "WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_DELIVERY_QUEUE_URL", "WEBHOOKS_INGEST_DLQ_URL"); err != nil {
+	if err := cfg.Require(ingestNeeds...); err != nil {
 		return nil, err
 	}
 	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
@@ -78,8 +86,7 @@ func Ingest(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, 
 
 // ReplayWorker builds the ReplayQueue consumer.
 func ReplayWorker(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, error) {
-	if err := cfg.Require("WEBHOOKS_REPLAYS_TABLE", "WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_EVENTS_TABLE",
-		"WEBHOOKS_DELIVERY_QUEUE_URL", "WEBHOOKS_REPLAY_QUEUE_URL"); err != nil {
+	if err := cfg.Require(replayWorkerNeeds...); err != nil {
 		return nil, err
 	}
 	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
@@ -97,7 +104,7 @@ func ReplayWorker(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHan
 // Deliver builds the DeliveryQueue consumer. Its HTTP client carries the SSRF guard
 // (private destinations only when WEBHOOKS_ALLOW_PRIVATE_TARGETS is true, locally).
 func Deliver(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, error) {
-	if err := cfg.Require("WEBHOOKS_ENDPOINTS_TABLE", "WEBHOOKS_DELIVERIES_TABLE", "WEBHOOKS_DELIVERY_QUEUE_URL", "WEBHOOKS_SECRETS_KEY_ID"); err != nil {
+	if err := cfg.Require(deliverNeeds...); err != nil {
 		return nil, err
 	}
 	db := dynamodb.NewFromConfig(awsCfg)

@@ -68,10 +68,10 @@ func startDemoReceiver(ctx context.Context, apiAddr string, issuer *devissuer.Is
 	if err != nil {
 		return "", err
 	}
-	addr := envOr("WEBHOOKS_DEMO_ADDR", "127.0.0.1:8081")
+	addr := config.DemoAddr.Get()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("demo receiver: listen on %s (set WEBHOOKS_DEMO_ADDR): %w", addr, err)
+		return "", fmt.Errorf("demo receiver: listen on %s (set %s): %w", addr, config.DemoAddr.Name, err)
 	}
 	srv := &http.Server{Handler: devreceiver.NewHandler(secret.Encode(), os.Stdout), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()

@@ -45,7 +45,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	addr := envOr("WEBHOOKS_ADDR", "127.0.0.1:8080")
+	addr := config.Addr.Get()
 	emu, err := startEmulator(ctx, root)
 	if err != nil {
 		return err
@@ -61,13 +61,13 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("create local resources from template.yaml: %w", err)
 	}
 	env := stack.Env
-	env["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = "true" // local receivers live on loopback
+	env[config.AllowPrivateTargets.Name] = "true" // local receivers live on loopback
 	mux := http.NewServeMux()
 	var issuer *devissuer.Issuer
-	if url := os.Getenv("WEBHOOKS_JWKS_URL"); url != "" {
-		env["WEBHOOKS_JWKS_URL"] = url
-		env["WEBHOOKS_JWT_ISSUER"] = os.Getenv("WEBHOOKS_JWT_ISSUER")
-		env["WEBHOOKS_JWT_AUDIENCE"] = os.Getenv("WEBHOOKS_JWT_AUDIENCE")
+	if url := os.Getenv(config.JWKSURL.Name); url != "" {
+		env[config.JWKSURL.Name] = url
+		env[config.JWTIssuer.Name] = os.Getenv(config.JWTIssuer.Name)
+		env[config.JWTAudience.Name] = os.Getenv(config.JWTAudience.Name)
 	} else {
 		iss := "http://" + addr + "/dev-issuer"
 		issuer, err = devissuer.LoadOrCreate(filepath.Join(root, ".local", "dev-issuer.pem"), iss, devAudience)
@@ -75,12 +75,12 @@ func run(ctx context.Context, logger *slog.Logger) error {
 			return err
 		}
 		mux.Handle("GET /dev-issuer/.well-known/jwks.json", issuer.JWKSHandler())
-		env["WEBHOOKS_JWKS_URL"] = iss + "/.well-known/jwks.json"
-		env["WEBHOOKS_JWT_ISSUER"] = iss
-		env["WEBHOOKS_JWT_AUDIENCE"] = devAudience
+		env[config.JWKSURL.Name] = iss + "/.well-known/jwks.json"
+		env[config.JWTIssuer.Name] = iss
+		env[config.JWTAudience.Name] = devAudience
 	}
-	if c := os.Getenv("WEBHOOKS_TENANT_CLAIM"); c != "" {
-		env["WEBHOOKS_TENANT_CLAIM"] = c
+	if c := os.Getenv(config.TenantClaim.Name); c != "" {
+		env[config.TenantClaim.Name] = c
 	}
 	cfg, err := config.FromMap(env)
 	if err != nil {
@@ -94,11 +94,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err := startConsumers(ctx, cfg, awsCfg, stack, logger); err != nil {
 		return err
 	}
-	env["WEBHOOKS_INGEST_QUEUE_URL"] = stack.Resources["IngestQueue"]
+	env[config.IngestQueueURL.Name] = stack.Resources["IngestQueue"]
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s (set WEBHOOKS_ADDR to use another address): %w", addr, err)
+		return fmt.Errorf("listen on %s (set %s to use another address): %w", addr, config.Addr.Name, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -127,7 +127,7 @@ func printBanner(addr string, issuer *devissuer.Issuer, env map[string]string, d
 	base := "http://" + addr + api.BasePath
 	fmt.Printf("\nDataJetty Webhooks is running locally.\n  API:      %s\n  Emulator: %s\n", base, os.Getenv("AWS_ENDPOINT_URL"))
 	if issuer == nil {
-		fmt.Printf("  Tokens:   verified against %s\n\n", env["WEBHOOKS_JWKS_URL"])
+		fmt.Printf("  Tokens:   verified against %s\n\n", env[config.JWKSURL.Name])
 		return
 	}
 	tok, err := issuer.Mint(demoTenant, []string{api.ScopeRead, api.ScopeWrite, api.ScopeReplay}, 24*time.Hour)

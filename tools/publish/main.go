@@ -27,14 +27,13 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/tools/internal/devenv"
 )
 
 const (
-	queueEnv    = "WEBHOOKS_INGEST_QUEUE_URL"
-	endpointEnv = "AWS_ENDPOINT_URL"
 	// devQueueName is the IngestQueue's name under make dev's resource prefix, the last
 	// resort when neither the flag, the environment nor .local/dev.env names the queue.
 	devQueueName = "dev-IngestQueue"
@@ -48,7 +47,7 @@ func main() {
 	flag.StringVar(&o.typ, "type", "export.done", "event type")
 	flag.StringVar(&o.data, "data", defaultData, "event data (JSON)")
 	flag.StringVar(&o.id, "id", "", "event id (default: a new evt_… id)")
-	flag.StringVar(&o.queue, "queue", "", "IngestQueue URL (default: $"+queueEnv+", else .local/dev.env from make dev)")
+	flag.StringVar(&o.queue, "queue", "", "IngestQueue URL (default: $"+config.IngestQueueURL.Name+", else .local/dev.env from make dev)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "publish: unexpected arguments %q\n", flag.Args())
@@ -77,12 +76,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	// .local/dev.env fills in what the environment does not set.
-	if os.Getenv(endpointEnv) == "" && devEnv[endpointEnv] != "" {
-		if err := os.Setenv(endpointEnv, devEnv[endpointEnv]); err != nil {
+	if os.Getenv(config.AWSEndpointURL.Name) == "" && devEnv[config.AWSEndpointURL.Name] != "" {
+		if err := os.Setenv(config.AWSEndpointURL.Name, devEnv[config.AWSEndpointURL.Name]); err != nil {
 			return err
 		}
 	}
-	local := os.Getenv(endpointEnv) != ""
+	local := os.Getenv(config.AWSEndpointURL.Name) != ""
 	if local {
 		// make dev runs the emulator with any region and credentials; supply them when
 		// this shell has none so that the SDK does not refuse to sign.
@@ -98,15 +97,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	client := sqs.NewFromConfig(cfg)
 
-	queue := firstOf(o.queue, os.Getenv(queueEnv), devEnv[queueEnv])
+	queue := firstOf(o.queue, os.Getenv(config.IngestQueueURL.Name), devEnv[config.IngestQueueURL.Name])
 	if queue == "" {
 		if !local {
-			return errors.New("no queue: pass -queue, set " + queueEnv + ", or start `make dev` (it writes .local/dev.env)")
+			return errors.New("no queue: pass -queue, set " + config.IngestQueueURL.Name + ", or start `make dev` (it writes .local/dev.env)")
 		}
 		out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(devQueueName)})
 		if err != nil {
 			return fmt.Errorf("no -queue or %s given, and %s has no queue %s (is `make dev` running?): %w",
-				queueEnv, os.Getenv(endpointEnv), devQueueName, err)
+				config.IngestQueueURL.Name, os.Getenv(config.AWSEndpointURL.Name), devQueueName, err)
 		}
 		queue = aws.ToString(out.QueueUrl)
 	}

@@ -11,8 +11,6 @@
 package main
 
 import (
-	"github.com/datajetty/webhooks/tools/internal/devreceiver"
-
 	"crypto/rand"
 	"encoding/base64"
 	"flag"
@@ -22,11 +20,14 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/tools/internal/devreceiver"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8081", "listen address")
-	secret := flag.String("secret", os.Getenv("WEBHOOKS_DEMO_SECRET"), "endpoint signing secret, whsec_… (default $WEBHOOKS_DEMO_SECRET)")
+	addr := flag.String("addr", config.DemoAddr.Default, "listen address")
+	secret := flag.String("secret", config.DemoSecret.Get(), "endpoint signing secret, whsec_… (default $"+config.DemoSecret.Name+")")
 	flag.Parse()
 	if err := run(*addr, *secret); err != nil {
 		fmt.Fprintln(os.Stderr, "receiver:", err)

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/datajetty/webhooks/shared/config"
 )
 
 // FileName is where `make dev` (tools/dev) records the resolved configuration of the
@@ -110,7 +112,7 @@ func Region(env map[string]string) string {
 // one prefix + logical id), read from the ReplayQueue's URL in env; "dev-" if it cannot
 // be told.
 func QueuePrefix(env map[string]string) string {
-	if u, err := url.Parse(env["WEBHOOKS_REPLAY_QUEUE_URL"]); err == nil {
+	if u, err := url.Parse(env[config.ReplayQueueURL.Name]); err == nil {
 		if name := path.Base(u.Path); strings.HasSuffix(name, "ReplayQueue") {
 			return strings.TrimSuffix(name, "ReplayQueue")
 		}

@@ -2,12 +2,12 @@ package devenv
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/dev/devissuer"
 )
 
@@ -20,8 +20,6 @@ const (
 	Tenant = "demo-tenant"
 	// KeyFile is the issuer's private key, relative to the repository root.
 	KeyFile = ".local/dev-issuer.pem"
-	// DefaultAddr is the local server's address when WEBHOOKS_ADDR is unset.
-	DefaultAddr = "127.0.0.1:8080"
 	// TokenTTL is the lifetime of minted tokens, as in the token make dev prints.
 	TokenTTL = 24 * time.Hour
 )
@@ -35,17 +33,13 @@ var Scopes = []string{api.ScopeRead, api.ScopeWrite, api.ScopeReplay}
 // `make dev` verifies tokens of another issuer (it was started with WEBHOOKS_JWKS_URL),
 // development tokens would be rejected, and IssuerURL says so.
 func IssuerURL(env map[string]string) (string, error) {
-	if iss := env["WEBHOOKS_JWT_ISSUER"]; iss != "" {
+	if iss := env[config.JWTIssuer.Name]; iss != "" {
 		if !strings.HasSuffix(iss, "/dev-issuer") {
 			return "", fmt.Errorf("`make dev` verifies tokens from %s (it was started with WEBHOOKS_JWKS_URL), not from its development issuer: use a token from that issuer", iss)
 		}
 		return iss, nil
 	}
-	addr := os.Getenv("WEBHOOKS_ADDR")
-	if addr == "" {
-		addr = DefaultAddr
-	}
-	return "http://" + addr + "/dev-issuer", nil
+	return "http://" + config.Addr.Get() + "/dev-issuer", nil
 }
 
 // Issuer returns the development issuer of the repository at root, with its persisted key
