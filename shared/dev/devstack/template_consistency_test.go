@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/delivery"
 )
 
@@ -309,4 +310,83 @@ func repoRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return root
+}
+
+// templateEnvironment lists the variables template.yaml sets for its functions: in
+// Globals.Function.Environment and in any function's own Environment.
+func templateEnvironment(doc map[string]any) map[string]bool {
+	set := map[string]bool{}
+	add := func(fn map[string]any) {
+		for name := range asMap(asMap(fn["Environment"])["Variables"]) {
+			set[name] = true
+		}
+	}
+	add(asMap(asMap(doc["Globals"])["Function"]))
+	for _, raw := range asMap(doc["Resources"]) {
+		if res := asMap(raw); res["Type"] == functionType {
+			add(asMap(res["Properties"]))
+		}
+	}
+	return set
+}
+
+// readmeConfiguration maps each variable named in the first column of the README's
+// "Configuration" table to its row.
+func readmeConfiguration(t *testing.T) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, found := strings.Cut(string(data), "\n## Configuration\n")
+	if !found {
+		t.Fatal(`README.md has no "## Configuration" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	name := regexp.MustCompile("`([A-Z][A-Z0-9_]*)`")
+	rows := map[string]string{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if !strings.HasPrefix(line, "|") || len(cells) < 3 {
+			continue
+		}
+		for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
+			rows[m[1]] = line
+		}
+	}
+	if len(rows) == 0 {
+		t.Fatal(`README.md's "Configuration" section has no table of variables`)
+	}
+	return rows
+}
+
+// TestConfigurationAgrees holds shared/config's declarations, template.yaml's function
+// environment and the README's configuration table to one list of variables.
+func TestConfigurationAgrees(t *testing.T) {
+	inTemplate := templateEnvironment(consistencyDoc(t))
+	inREADME := readmeConfiguration(t)
+	declared := map[string]bool{}
+	for _, v := range config.Vars() {
+		declared[v.Name] = true
+		if deployed := v.Reader == config.Deployed; inTemplate[v.Name] != deployed {
+			t.Errorf("%s: set by template.yaml %v, want %v (shared/config declares it %v)", v.Name, inTemplate[v.Name], deployed, v.Reader)
+		}
+		row, ok := inREADME[v.Name]
+		switch {
+		case !ok:
+			t.Errorf("%s is declared in shared/config but missing from the README's configuration table", v.Name)
+		case v.Default != "" && !strings.Contains(row, "default `"+v.Default+"`"):
+			t.Errorf("the README's row of %s does not give its default `%s`: %s", v.Name, v.Default, row)
+		}
+	}
+	for name := range inTemplate {
+		if !declared[name] {
+			t.Errorf("template.yaml sets %s, which shared/config does not declare", name)
+		}
+	}
+	for name := range inREADME {
+		if !declared[name] {
+			t.Errorf("the README's configuration table lists %s, which shared/config does not declare", name)
+		}
+	}
 }
