@@ -110,37 +110,61 @@ type fanOut struct {
 	failed  bool
 }
 
+// batch is one invocation's messages as they go through the phases of Handle.
+type batch struct {
+	records []*record // every message, in the batch's order
+	valid   []*record // the messages that hold a well-formed event
+	// pending are the distinct events still to fan out, byKey the same by event key.
+	pending []*fanOut
+	byKey   map[eventKey]*fanOut
+	jobs    int // delivery jobs built
+}
+
 // Handle processes one batch and reports the messages to retry. It never returns an
 // error: every per-message problem is a batch item failure, so SQS retries just those
 // messages (and after five receives redrives them to the ingest DLQ).
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	log := h.log
+	b := h.parse(ctx, ev.Records)
+	results := h.store(ctx, b.valid)
+	b.group(ctx, h.log, results)
+	h.sendJobs(ctx, b, h.buildJobs(ctx, b.pending))
+	h.markFannedOut(ctx, b.pending)
+	resp := b.response()
+	h.log.InfoContext(ctx, "ingest batch done", "records", len(b.records), "events", len(b.valid), "fanned_out", len(b.pending),
+		"jobs", b.jobs, "failures", len(resp.BatchItemFailures))
+	return resp, nil
+}
 
-	recs := make([]*record, len(ev.Records))
-	var valid []*record
-	for i, m := range ev.Records {
+// parse reads every message's event and dead-letters the malformed ones.
+func (h *Handler) parse(ctx context.Context, msgs []events.SQSMessage) *batch {
+	b := &batch{records: make([]*record, len(msgs)), byKey: map[eventKey]*fanOut{}}
+	for i, m := range msgs {
 		r := &record{msgID: m.MessageId}
-		recs[i] = r
+		b.records[i] = r
 		e, err := domain.ParseEvent([]byte(m.Body))
 		if err == nil {
 			err = domain.CheckEventTime(e, time.Now())
 		}
 		if err != nil {
-			h.deadLetter(ctx, log, r, m.Body, err)
+			h.deadLetter(ctx, r, m.Body, err)
 			continue
 		}
 		r.event = e
-		valid = append(valid, r)
+		b.valid = append(b.valid, r)
 	}
+	return b
+}
 
-	// Store every valid event (conditional puts, in parallel).
+// store stores every valid event (conditional puts, in parallel) and returns what each put
+// found; a record whose put failed is marked failed.
+func (h *Handler) store(ctx context.Context, valid []*record) []app.PutResult {
 	results := make([]app.PutResult, len(valid))
 	parallel(len(valid), func(i int) {
 		r := valid[i]
 		res, err := h.events.Put(ctx, r.event)
 		if err != nil {
 			r.failed = true
-			log.WarnContext(ctx, "store event failed; the message will be retried", eventAttrs(r, "error", err)...)
+			h.log.WarnContext(ctx, "store event failed; the message will be retried", eventAttrs(r, "error", err)...)
 			return
 		}
 		results[i] = res
@@ -148,11 +172,13 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			h.metrics.Add(metrics.EventsIngested, 1)
 		}
 	})
+	return results
+}
 
-	// Group the events still to fan out, once per distinct event.
-	var pending []*fanOut
-	byKey := map[eventKey]*fanOut{}
-	for i, r := range valid {
+// group collects the events still to fan out, once per distinct event: not those whose
+// put failed, nor duplicates whose stored copy was already fanned out.
+func (b *batch) group(ctx context.Context, log *slog.Logger, results []app.PutResult) {
+	for i, r := range b.valid {
 		switch {
 		case r.failed:
 			continue
@@ -161,16 +187,20 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			continue
 		}
 		k := keyOf(r.event)
-		if f := byKey[k]; f != nil {
+		if f := b.byKey[k]; f != nil {
 			f.records = append(f.records, r)
 			continue
 		}
 		f := &fanOut{event: r.event, records: []*record{r}}
-		byKey[k] = f
-		pending = append(pending, f)
+		b.byKey[k] = f
+		b.pending = append(b.pending, f)
 	}
+}
 
-	// Build the jobs of the whole batch, so they go out in full SendMessageBatch calls.
+// buildJobs builds the jobs of the whole batch, one per event and subscribed active
+// endpoint, so they go out in full SendMessageBatch calls. An event whose tenant's
+// endpoints cannot be listed, or whose payload cannot be rendered, is marked failed.
+func (h *Handler) buildJobs(ctx context.Context, pending []*fanOut) []domain.DeliveryJob {
 	listings := map[string]listing{}
 	var jobs []domain.DeliveryJob
 	for _, f := range pending {
@@ -181,7 +211,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 		if l.err != nil {
 			f.failed = true
-			log.WarnContext(ctx, "list endpoints failed; the message will be retried", fanAttrs(f, "error", l.err)...)
+			h.log.WarnContext(ctx, "list endpoints failed; the message will be retried", fanAttrs(f, "error", l.err)...)
 			continue
 		}
 		// The POST body is rendered once per event, not once per endpoint.
@@ -194,7 +224,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				var err error
 				if payload, err = f.event.Payload(); err != nil {
 					f.failed = true
-					log.ErrorContext(ctx, "render payload failed; the message will be retried", fanAttrs(f, "error", err)...)
+					h.log.ErrorContext(ctx, "render payload failed; the message will be retried", fanAttrs(f, "error", err)...)
 					break
 				}
 			}
@@ -202,22 +232,32 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			f.jobs++
 		}
 	}
-	if len(jobs) > 0 {
-		unsent, err := h.jobs.Send(ctx, jobs)
-		if err != nil {
-			log.WarnContext(ctx, "send delivery jobs failed", "jobs", len(jobs), "unsent", len(unsent), "error", err)
-		}
-		for _, j := range unsent {
-			if f := byKey[keyOf(j.Event)]; f != nil && !f.failed {
-				f.failed = true
-				log.WarnContext(ctx, "delivery jobs not enqueued; the message will be retried", fanAttrs(f)...)
-			}
+	return jobs
+}
+
+// sendJobs enqueues the batch's jobs and marks failed every event with a job not enqueued.
+func (h *Handler) sendJobs(ctx context.Context, b *batch, jobs []domain.DeliveryJob) {
+	b.jobs = len(jobs)
+	if len(jobs) == 0 {
+		return
+	}
+	unsent, err := h.jobs.Send(ctx, jobs)
+	if err != nil {
+		h.log.WarnContext(ctx, "send delivery jobs failed", "jobs", len(jobs), "unsent", len(unsent), "error", err)
+	}
+	for _, j := range unsent {
+		if f := b.byKey[keyOf(j.Event)]; f != nil && !f.failed {
+			f.failed = true
+			h.log.WarnContext(ctx, "delivery jobs not enqueued; the message will be retried", fanAttrs(f)...)
 		}
 	}
+}
 
-	// Mark the fully sent events. If marking fails the message is retried and fans out
-	// again: receivers then see a duplicate (same webhook-id), which is better than an
-	// event that a later redelivery would wrongly take as done.
+// markFannedOut marks the fully sent events, then fails every message of an event that
+// is not marked. If marking fails the message is retried and fans out again: receivers
+// then see a duplicate (same webhook-id), which is better than an event that a later
+// redelivery would wrongly take as done.
+func (h *Handler) markFannedOut(ctx context.Context, pending []*fanOut) {
 	parallel(len(pending), func(i int) {
 		f := pending[i]
 		if f.failed {
@@ -225,10 +265,10 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 		if err := h.events.MarkFannedOut(ctx, f.event); err != nil {
 			f.failed = true
-			log.WarnContext(ctx, "mark event fanned out failed; the message will be retried", fanAttrs(f, "error", err)...)
+			h.log.WarnContext(ctx, "mark event fanned out failed; the message will be retried", fanAttrs(f, "error", err)...)
 			return
 		}
-		log.DebugContext(ctx, "event fanned out", fanAttrs(f, "jobs", f.jobs)...)
+		h.log.DebugContext(ctx, "event fanned out", fanAttrs(f, "jobs", f.jobs)...)
 	})
 	for _, f := range pending {
 		if f.failed {
@@ -237,29 +277,30 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			}
 		}
 	}
+}
 
+// response reports the failed messages, in the batch's order, for SQS to retry.
+func (b *batch) response() events.SQSEventResponse {
 	var resp events.SQSEventResponse
-	for _, r := range recs {
+	for _, r := range b.records {
 		if r.failed {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.msgID})
 		}
 	}
-	log.InfoContext(ctx, "ingest batch done", "records", len(recs), "events", len(valid), "fanned_out", len(pending),
-		"jobs", len(jobs), "failures", len(resp.BatchItemFailures))
-	return resp, nil
+	return resp
 }
 
 // deadLetter moves a malformed message to the ingest DLQ. Only when that fails is the
 // message reported as failed, so SQS retries it and, after the last receive, redrives it.
-func (h *Handler) deadLetter(ctx context.Context, log *slog.Logger, r *record, body string, reason error) {
+func (h *Handler) deadLetter(ctx context.Context, r *record, body string, reason error) {
 	if err := h.deadLetters.Send(ctx, body, reason.Error(), r.msgID); err != nil {
 		r.failed = true
-		log.ErrorContext(ctx, "dead-letter malformed event failed; the message will be retried",
+		h.log.ErrorContext(ctx, "dead-letter malformed event failed; the message will be retried",
 			"message_id", r.msgID, "reason", reason.Error(), "error", err)
 		return
 	}
 	h.metrics.Add(metrics.EventsRejected, 1)
-	log.WarnContext(ctx, "malformed event dead-lettered", "message_id", r.msgID, "reason", reason.Error(), "bytes", len(body))
+	h.log.WarnContext(ctx, "malformed event dead-lettered", "message_id", r.msgID, "reason", reason.Error(), "bytes", len(body))
 }
 
 // listing is a tenant's active endpoints, or why they could not be listed.
