@@ -31,6 +31,17 @@ const (
 	ReplayEventsEnqueued  = "ReplayEventsEnqueued"
 )
 
+// Names returns every metric name above. The alarms and the dashboard in template.yaml
+// use only these, and the dashboard shows each of them (TestTemplateMetricsAreEmitted in
+// shared/dev/devstack).
+func Names() []string {
+	return []string{
+		DeliveriesSucceeded, DeliveriesFailed, DeliveriesDeadLetter, DeliveriesSkipped, DeliveryLatency,
+		RetriesScheduled, EndpointsAutoDisabled, HandshakesFailed, RequestsRateLimited,
+		EventsIngested, EventsRejected, ReplayEventsEnqueued,
+	}
+}
+
 // Unit is a CloudWatch unit.
 type Unit string
 

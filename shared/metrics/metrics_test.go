@@ -3,6 +3,11 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"maps"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -96,5 +101,37 @@ func TestNilEmitterIsANoop(t *testing.T) {
 	e.Observe(DeliveryLatency, Milliseconds, 1)
 	if err := e.Flush(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNamesListsEveryMetric: Names (which the template's alarms and dashboard are checked
+// against) holds exactly the constants of the metric-name block.
+func TestNamesListsEveryMetric(t *testing.T) {
+	t.Parallel()
+	file, err := parser.ParseFile(token.NewFileSet(), "metrics.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := map[string]bool{}
+	for _, d := range file.Decls {
+		gen, ok := d.(*ast.GenDecl)
+		if !ok || gen.Tok != token.CONST || !strings.Contains(gen.Doc.Text(), "Metric names") {
+			continue
+		}
+		for _, spec := range gen.Specs {
+			for _, v := range spec.(*ast.ValueSpec).Values {
+				if lit, ok := v.(*ast.BasicLit); ok {
+					name, _ := strconv.Unquote(lit.Value)
+					declared[name] = true
+				}
+			}
+		}
+	}
+	listed := map[string]bool{}
+	for _, n := range Names() {
+		listed[n] = true
+	}
+	if len(declared) == 0 || !maps.Equal(declared, listed) {
+		t.Errorf("Names() = %v, the metric-name constants are %v", listed, declared)
 	}
 }

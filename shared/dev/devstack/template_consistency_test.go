@@ -16,6 +16,7 @@ import (
 
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/delivery"
+	"github.com/datajetty/webhooks/shared/metrics"
 )
 
 // The consistency of template.yaml with the repository and with itself. It only reads files,
@@ -387,6 +388,129 @@ func TestConfigurationAgrees(t *testing.T) {
 	for name := range inREADME {
 		if !declared[name] {
 			t.Errorf("the README's configuration table lists %s, which shared/config does not declare", name)
+		}
+	}
+}
+
+// cloudWatchMetric is a metric an alarm or a dashboard widget reads, and where.
+type cloudWatchMetric struct {
+	namespace, name, where string
+}
+
+// alarmMetrics lists the metrics of every alarm: its own, or those of its metric math.
+func alarmMetrics(resources map[string]any) []cloudWatchMetric {
+	var out []cloudWatchMetric
+	for id, raw := range resources {
+		res := asMap(raw)
+		if res["Type"] != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		props := asMap(res["Properties"])
+		if name := scalarString(props["MetricName"]); name != "" {
+			out = append(out, cloudWatchMetric{scalarString(props["Namespace"]), name, id})
+		}
+		for _, q := range asSlice(props["Metrics"]) {
+			if m := asMap(asMap(asMap(q)["MetricStat"])["Metric"]); m != nil {
+				out = append(out, cloudWatchMetric{scalarString(m["Namespace"]), scalarString(m["MetricName"]), id})
+			}
+		}
+	}
+	return out
+}
+
+// dashboardMetrics lists the metrics of every dashboard's widgets, expanding CloudWatch's
+// shorthand rows ("..." repeats the previous row, "." one of its fields).
+func dashboardMetrics(t *testing.T, resources map[string]any) []cloudWatchMetric {
+	t.Helper()
+	var out []cloudWatchMetric
+	for id, raw := range resources {
+		res := asMap(raw)
+		if res["Type"] != "AWS::CloudWatch::Dashboard" {
+			continue
+		}
+		body := asMap(res["Properties"])["DashboardBody"]
+		if name, arg, ok := intrinsic(body); ok && name == "Fn::Sub" {
+			body = arg
+			if list := asSlice(arg); list != nil {
+				body = list[0]
+			}
+		}
+		text, ok := body.(string)
+		if !ok {
+			t.Fatalf("%s: DashboardBody is neither a string nor a Fn::Sub of one", id)
+		}
+		// The substitutions only stand for values (ids, names, the region).
+		text = regexp.MustCompile(`\$\{[^}]*\}`).ReplaceAllString(text, "sub")
+		var dash struct {
+			Widgets []struct {
+				Properties struct {
+					Title   string  `json:"title"`
+					Metrics [][]any `json:"metrics"`
+				} `json:"properties"`
+			} `json:"widgets"`
+		}
+		if err := json.Unmarshal([]byte(text), &dash); err != nil {
+			t.Fatalf("%s: DashboardBody is not JSON: %v", id, err)
+		}
+		for _, w := range dash.Widgets {
+			var prev []any
+			for _, row := range w.Properties.Metrics {
+				var fields []any
+				for i, f := range row {
+					switch {
+					case f == "...":
+						fields = append(fields, prev...)
+					case f == "." && i < len(prev):
+						fields = append(fields, prev[i])
+					default:
+						if _, opts := f.(map[string]any); !opts {
+							fields = append(fields, f)
+						}
+					}
+				}
+				prev = fields
+				if len(fields) < 2 {
+					t.Errorf("%s, widget %q: metric row %v has no namespace and name", id, w.Properties.Title, row)
+					continue
+				}
+				out = append(out, cloudWatchMetric{scalarString(fields[0]), scalarString(fields[1]), fmt.Sprintf("%s widget %q", id, w.Properties.Title)})
+			}
+		}
+	}
+	return out
+}
+
+// TestTemplateMetricsAreEmitted: every metric of the service's namespace that an alarm or
+// the dashboard reads is one shared/metrics emits, and the dashboard shows every one of them.
+func TestTemplateMetricsAreEmitted(t *testing.T) {
+	resources := asMap(consistencyDoc(t)["Resources"])
+	emitted := map[string]bool{}
+	for _, n := range metrics.Names() {
+		emitted[n] = true
+	}
+	alarms, dashboards := alarmMetrics(resources), dashboardMetrics(t, resources)
+	if len(alarms) == 0 || len(dashboards) == 0 {
+		t.Fatalf("found %d alarm and %d dashboard metrics in template.yaml", len(alarms), len(dashboards))
+	}
+	onDashboard := map[string]bool{}
+	for _, m := range append(alarms, dashboards...) {
+		switch {
+		case m.namespace == metrics.Namespace:
+			if !emitted[m.name] {
+				t.Errorf("%s reads %s/%s, which shared/metrics does not emit", m.where, m.namespace, m.name)
+			}
+		case !strings.HasPrefix(m.namespace, "AWS/"):
+			t.Errorf("%s reads %s/%s: neither AWS's namespace nor the service's %s", m.where, m.namespace, m.name, metrics.Namespace)
+		}
+	}
+	for _, m := range dashboards {
+		if m.namespace == metrics.Namespace {
+			onDashboard[m.name] = true
+		}
+	}
+	for _, n := range metrics.Names() {
+		if !onDashboard[n] {
+			t.Errorf("the dashboard does not show %s, which shared/metrics emits", n)
 		}
 	}
 }
