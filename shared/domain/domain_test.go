@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,7 +183,8 @@ func TestEventClockRules(t *testing.T) {
 	if err := CheckEventTime(Event{OccurredAt: now.Add(MaxClockSkew)}, now); err != nil {
 		t.Fatalf("within the skew: %v", err)
 	}
-	if err := CheckEventTime(Event{OccurredAt: now.Add(MaxClockSkew + time.Second)}, now); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "future") {
+	want := "occurred_at 2026-11-27T12:05:01Z is 5m1s ahead of the service's clock (2026-11-27T12:00:00Z); at most 5m0s is tolerated"
+	if err := CheckEventTime(Event{OccurredAt: now.Add(MaxClockSkew + time.Second)}, now); !errors.Is(err, ErrInvalid) || err.Error() != want {
 		t.Fatalf("future event: %v", err)
 	}
 	recent := Event{OccurredAt: now.Add(-time.Hour)}
@@ -221,5 +226,77 @@ func TestPayloadKeepsDataAsSent(t *testing.T) {
 	worst := Event{ID: "e", Type: "a.b", OccurredAt: e.OccurredAt, Data: json.RawMessage(`"` + strings.Repeat("<", 1000) + `"`)}
 	if p, err := worst.Payload(); err != nil || len(p) > 1002+100 {
 		t.Fatalf("1000 '<' became %d bytes (%v)", len(p), err)
+	}
+}
+
+// TestParseEventReasons pins the reasons docs/events.md lists, and the order of the checks:
+// an envelope wrong in every field from one onwards is refused for that field.
+func TestParseEventReasons(t *testing.T) {
+	t.Parallel()
+	fields := []struct{ name, good, bad, reason string }{
+		{"id", `"e1"`, `"e#1"`, "id must be 1-128 visible ASCII characters other than '#'"},
+		{"tenant_id", `"acme"`, `""`, "tenant_id must be 1-128 visible ASCII characters other than '#'"},
+		{"type", `"export.done"`, `"Export!"`, `type must be an event type like "export.done"`},
+		{"occurred_at", `"2026-11-27T10:00:00Z"`, `"yesterday"`, "occurred_at must be an RFC 3339 timestamp"},
+		{"data", `{}`, `null`, "data is required"},
+	}
+	for i, f := range fields {
+		var parts []string
+		for j, g := range fields {
+			v := g.good
+			if j >= i {
+				v = g.bad
+			}
+			parts = append(parts, `"`+g.name+`":`+v)
+		}
+		body := "{" + strings.Join(parts, ",") + "}"
+		_, err := ParseEvent([]byte(body))
+		var de *Error
+		if !errors.As(err, &de) || de.Kind != KindInvalid || de.Msg != f.reason || de.Field != f.name {
+			t.Errorf("%s wrong and every later field wrong too: got %v, want %q", f.name, err, f.reason)
+		}
+	}
+	for body, want := range map[string]string{
+		`{"id":5,"tenant_id":"a","type":"a.b","occurred_at":"2026-11-27T10:00:00Z","data":{}}`:     "id must be a string, not a JSON number",
+		`{"id":"e","tenant_id":["a"],"type":"a.b","occurred_at":"2026-11-27T10:00:00Z","data":{}}`: "tenant_id must be a string, not a JSON array",
+		`{"id":"e","tenant_id":"a","type":"a.b","occurred_at":1795782896,"data":{}}`:               "occurred_at must be a string, not a JSON number",
+		`[1,2]`:       "event is not a JSON object but a JSON array",
+		`"text"`:      "event is not a JSON object but a JSON string",
+		`{"id":`:      "event is not valid JSON (at byte 6)",
+		`{"id":"e",}`: "event is not valid JSON (at byte 11)",
+		`{"id":"e","tenant_id":"a","type":"a.b","data":{}}`: "occurred_at is required (RFC 3339)",
+	} {
+		if _, err := ParseEvent([]byte(body)); err == nil || err.Error() != want {
+			t.Errorf("%s: got %v, want %q", body, err, want)
+		}
+	}
+}
+
+// TestReasonsListsEveryReason: Reasons (which the OpenAPI agreement test reads) holds every
+// Reason… constant declared in errors.go, so a new reason cannot be left out of the docs.
+func TestReasonsListsEveryReason(t *testing.T) {
+	t.Parallel()
+	f, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		if vs, ok := n.(*ast.ValueSpec); ok {
+			for i, name := range vs.Names {
+				if strings.HasPrefix(name.Name, "Reason") && i < len(vs.Values) {
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok {
+						declared = append(declared, strings.Trim(lit.Value, `"`))
+					}
+				}
+			}
+		}
+		return true
+	})
+	got := slices.Clone(Reasons)
+	slices.Sort(got)
+	slices.Sort(declared)
+	if len(declared) == 0 || !slices.Equal(got, declared) {
+		t.Fatalf("Reasons %v, declared %v", got, declared)
 	}
 }

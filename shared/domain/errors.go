@@ -93,6 +93,13 @@ const (
 	ReasonHandshakeFailed = "handshake_failed"
 )
 
+// Reasons lists every reason above: the error schema of docs/openapi.yaml must name each
+// (a test in shared/api checks it).
+var Reasons = []string{
+	ReasonVersionMismatch, ReasonURLTaken, ReasonReplayInProgress, ReasonEndpointDisabled,
+	ReasonIdempotencyReused, ReasonRequestInProgress, ReasonHandshakeFailed,
+}
+
 // KindOf returns the Kind of err, KindInternal for anything that is not an *Error.
 func KindOf(err error) Kind {
 	var e *Error

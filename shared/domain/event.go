@@ -24,7 +24,8 @@ type Event struct {
 }
 
 // ParseEvent decodes and validates an ingest envelope. Its error says what is wrong, for
-// the reason attribute of the dead-lettered message.
+// the reason attribute of the dead-lettered message. The fields are checked in the order
+// id, tenant_id, type, occurred_at, data (docs/events.md); the first failure is the reason.
 func ParseEvent(body []byte) (Event, error) {
 	if len(body) > MaxEventBytes {
 		return Event{}, Invalid("", "event is %d bytes; the limit is %d", len(body), MaxEventBytes)
@@ -38,27 +39,34 @@ func ParseEvent(body []byte) (Event, error) {
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return Event{}, Invalid(te.Field, "%s must be a %s, not a JSON %s", te.Field, te.Type.Kind(), te.Value)
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te) && te.Field != "":
+			return Event{}, Invalid(te.Field, "%s must be a string, not a JSON %s", te.Field, te.Value)
+		case errors.As(err, &te):
+			return Event{}, Invalid("", "event is not a JSON object but a JSON %s", te.Value)
+		case errors.As(err, &se):
+			return Event{}, Invalid("", "event is not valid JSON (at byte %d)", se.Offset)
 		}
-		return Event{}, Invalid("", "event is not a JSON object: %v", err)
+		return Event{}, Invalid("", "event is not valid JSON")
 	}
 	var e Event
 	switch {
 	case raw.ID == nil || !validEventID(*raw.ID):
-		return e, Invalid("id", "id must be 1-128 visible ASCII characters")
+		return e, Invalid("id", "id must be 1-128 visible ASCII characters other than '#'")
 	case raw.TenantID == nil || !ValidTenantID(*raw.TenantID):
-		return e, Invalid("tenant_id", "tenant_id must be 1-128 visible ASCII characters")
+		return e, Invalid("tenant_id", "tenant_id must be 1-128 visible ASCII characters other than '#'")
 	case raw.Type == nil || !ValidEventType(*raw.Type):
 		return e, Invalid("type", "type must be an event type like \"export.done\"")
 	case raw.OccurredAt == nil:
 		return e, Invalid("occurred_at", "occurred_at is required (RFC 3339)")
-	case len(raw.Data) == 0 || string(raw.Data) == "null":
-		return e, Invalid("data", "data is required")
 	}
 	at, err := time.Parse(time.RFC3339Nano, *raw.OccurredAt)
 	if err != nil {
 		return e, Invalid("occurred_at", "occurred_at must be an RFC 3339 timestamp")
+	}
+	if len(raw.Data) == 0 || string(raw.Data) == "null" {
+		return e, Invalid("data", "data is required")
 	}
 	return Event{ID: *raw.ID, TenantID: *raw.TenantID, Type: *raw.Type, OccurredAt: at.UTC(), Data: raw.Data}, nil
 }
@@ -81,14 +89,20 @@ func ValidTenantID(s string) bool {
 	return len(s) <= MaxTenantIDLength && validEventID(s)
 }
 
-// MaxClockSkew is how far in the future an event's occurred_at may be. A later one would
-// push endpoints' watermarks (and so replays' natural starting point) into the future.
+// MaxClockSkew is how far ahead of the service's clock an event's occurred_at may be: a
+// producer's clock may run a little fast. A later time is refused, not clamped: occurred_at
+// is part of the event's identity (clamping it would store a producer's retry as a second
+// event), and an event from the future would push its endpoints' watermarks, and so replays'
+// natural starting point, into the future.
 const MaxClockSkew = 5 * time.Minute
 
-// CheckEventTime refuses an event whose occurred_at is in the future beyond MaxClockSkew.
+// CheckEventTime refuses an event whose occurred_at is more than MaxClockSkew ahead of now,
+// with a reason that gives both clocks, so the producer can see its own is fast. Such an
+// event is accepted once its time has come (a redrive from the DLQ then succeeds).
 func CheckEventTime(e Event, now time.Time) error {
-	if e.OccurredAt.After(now.Add(MaxClockSkew)) {
-		return Invalid("occurred_at", "occurred_at %s is in the future", e.OccurredAt.Format(time.RFC3339))
+	if ahead := e.OccurredAt.Sub(now); ahead > MaxClockSkew {
+		return Invalid("occurred_at", "occurred_at %s is %s ahead of the service's clock (%s); at most %s is tolerated",
+			e.OccurredAt.Format(time.RFC3339Nano), ahead.Round(time.Second), now.UTC().Format(time.RFC3339), MaxClockSkew)
 	}
 	return nil
 }

@@ -58,6 +58,8 @@ type Deps struct {
 	Logger      *slog.Logger
 	// Metrics counts EventsIngested and EventsRejected (nil: none).
 	Metrics *metrics.Emitter
+	// Now is the clock events are checked against (domain.CheckEventTime); nil: time.Now.
+	Now func() time.Time
 }
 
 // Handler consumes IngestQueue batches. It holds no per-invocation state, so one Handler
@@ -69,6 +71,7 @@ type Handler struct {
 	deadLetters DeadLetterSender
 	log         *slog.Logger
 	metrics     *metrics.Emitter
+	now         func() time.Time
 }
 
 // New checks d and returns a Handler; build one per instance, at cold start.
@@ -76,9 +79,12 @@ func New(d Deps) (*Handler, error) {
 	if d.Events == nil || d.Endpoints == nil || d.Jobs == nil || d.DeadLetters == nil {
 		return nil, errors.New("ingest: Deps needs Events, Endpoints, Jobs and DeadLetters")
 	}
-	h := &Handler{events: d.Events, endpoints: d.Endpoints, jobs: d.Jobs, deadLetters: d.DeadLetters, log: d.Logger, metrics: d.Metrics}
+	h := &Handler{events: d.Events, endpoints: d.Endpoints, jobs: d.Jobs, deadLetters: d.DeadLetters, log: d.Logger, metrics: d.Metrics, now: d.Now}
 	if h.log == nil {
 		h.log = slog.Default()
+	}
+	if h.now == nil {
+		h.now = time.Now
 	}
 	return h, nil
 }
@@ -143,7 +149,7 @@ func (h *Handler) parse(ctx context.Context, msgs []events.SQSMessage) *batch {
 		b.records[i] = r
 		e, err := domain.ParseEvent([]byte(m.Body))
 		if err == nil {
-			err = domain.CheckEventTime(e, time.Now())
+			err = domain.CheckEventTime(e, h.now())
 		}
 		if err != nil {
 			h.deadLetter(ctx, r, m.Body, err)

@@ -316,7 +316,7 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 		t.Fatalf("failed %v; malformed events must be acknowledged", failed)
 	}
 	dl := hs.deadLetters()
-	for id, want := range map[string]string{"m-json": "not a JSON object", "m-type": "type", "m-big": "limit", "m-future": "future"} {
+	for id, want := range map[string]string{"m-json": "not valid JSON", "m-type": "type", "m-big": "limit", "m-future": "ahead of the service's clock"} {
 		if !strings.Contains(dl[id], want) {
 			t.Errorf("dead letter of %s: reason %q, want it to mention %q", id, dl[id], want)
 		}
@@ -561,5 +561,37 @@ func TestHandlerMissingDependency(t *testing.T) {
 	t.Parallel()
 	if _, err := ingest.New(ingest.Deps{}); err == nil {
 		t.Error("a handler without dependencies did not report it")
+	}
+}
+
+// TestFutureEventIsAcceptedWhenItsTimeComes: an event dated beyond the tolerated clock skew
+// is dead-lettered with a reason giving both clocks; the same message redriven once its
+// time has come is ingested and fanned out with its original occurred_at.
+func TestFutureEventIsAcceptedWhenItsTimeComes(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	ep := hs.endpoint("tenant-a", domain.StatusActive, "*")
+	clock := t1.Add(-domain.MaxClockSkew - 10*time.Minute)
+	hs.with(func(d *ingest.Deps) { d.Now = func() time.Time { return clock } })
+	body := envelope("tenant-a", "evt_future", "export.done")
+
+	if failed := hs.handle(message{"m-1", body}); len(failed) != 0 {
+		t.Fatalf("failed %v; a future event is dead-lettered and acknowledged", failed)
+	}
+	want := "occurred_at " + t1.Format(time.RFC3339Nano) + " is 15m0s ahead of the service's clock (" + clock.Format(time.RFC3339) + "); at most 5m0s is tolerated"
+	if dl := hs.deadLetters(); dl["m-1"] != want {
+		t.Fatalf("dead letters %v, want m-1 with reason %q", dl, want)
+	}
+	if got := hs.jobs(); len(got) != 0 {
+		t.Fatalf("a refused event was fanned out: %v", got)
+	}
+
+	clock = t1.Add(-domain.MaxClockSkew) // within the tolerance now
+	hs.with(func(d *ingest.Deps) { d.Now = func() time.Time { return clock } })
+	if failed := hs.handle(message{"m-2", body}); len(failed) != 0 {
+		t.Fatalf("redriven: failed %v", failed)
+	}
+	if got := hs.jobs(); !reflect.DeepEqual(got, pairs("evt_future", ep)) {
+		t.Fatalf("redriven: jobs %v", got)
 	}
 }

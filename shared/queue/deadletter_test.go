@@ -27,8 +27,8 @@ func TestDeadLetters(t *testing.T) {
 		wantBody, wantReason       string
 		wantEncoding               string
 	}{
-		{name: "as is", body: `{"id":`, reason: "event is not a JSON object: unexpected end of JSON input", source: "m-1",
-			wantBody: `{"id":`, wantReason: "event is not a JSON object: unexpected end of JSON input"},
+		{name: "as is", body: `{"id":`, reason: "event is not valid JSON (at byte 6)", source: "m-1",
+			wantBody: `{"id":`, wantReason: "event is not valid JSON (at byte 6)"},
 		{name: "long reason", body: `{}`, reason: longReason, source: "m-2",
 			wantBody: `{}`, wantReason: strings.Repeat("é", 512)},
 		{name: "not UTF-8", body: "a\xffb\x00", reason: "bad", source: "m-3",
