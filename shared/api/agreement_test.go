@@ -2,8 +2,11 @@ package api_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
+	"github.com/datajetty/webhooks/shared/domain"
 )
 
 // TestRoutesAgreeWithTemplateAndOpenAPI keeps the router, template.yaml (API Gateway
@@ -104,4 +108,97 @@ func keys(m map[string]string) string {
 	}
 	sort.Strings(ks)
 	return strings.Join(ks, ", ")
+}
+
+// openAPIDoc is the part of docs/openapi.yaml the agreement tests below read.
+type openAPIDoc struct {
+	Components struct {
+		Parameters map[string]struct {
+			Schema struct {
+				Pattern string `yaml:"pattern"`
+			} `yaml:"schema"`
+		} `yaml:"parameters"`
+		Schemas map[string]struct {
+			Properties map[string]struct {
+				Enum      []string `yaml:"enum"`
+				Pattern   string   `yaml:"pattern"`
+				MinLength *int     `yaml:"minLength"`
+			} `yaml:"properties"`
+		} `yaml:"schemas"`
+	} `yaml:"components"`
+}
+
+func loadOpenAPI(t *testing.T) openAPIDoc {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "docs", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc openAPIDoc
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// TestErrorReasonsAgreeWithOpenAPI: the Error schema's reason enum is exactly the reasons
+// the code can put in an error body.
+func TestErrorReasonsAgreeWithOpenAPI(t *testing.T) {
+	t.Parallel()
+	got := loadOpenAPI(t).Components.Schemas["Error"].Properties["reason"].Enum
+	want := slices.Clone(domain.Reasons)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Error.reason enum %v, the code's reasons %v", got, want)
+	}
+}
+
+// TestCursorFormatAgreesWithOpenAPI: the cursor pattern the OpenAPI declares (for the
+// parameter and for next_cursor) matches every cursor the service issues, and a cursor that
+// does not match it is refused.
+func TestCursorFormatAgreesWithOpenAPI(t *testing.T) {
+	t.Parallel()
+	doc := loadOpenAPI(t)
+	param := doc.Components.Parameters["Cursor"].Schema.Pattern
+	for _, schema := range []string{"listView", "deliveriesView"} {
+		if p := doc.Components.Schemas[schema].Properties["next_cursor"].Pattern; p != param {
+			t.Errorf("%s.next_cursor pattern %q, the cursor parameter's %q", schema, p, param)
+		}
+	}
+	re, err := regexp.Compile(param)
+	if err != nil || param == "" {
+		t.Fatalf("cursor pattern %q: %v", param, err)
+	}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	for _, pos := range []string{"e", domain.NewID(domain.EndpointIDPrefix), "2026-11-27T12:00:00.000000001Z#evt_1#3", strings.Repeat("\xff", 300)} {
+		c := api.SignCursor(key, "acme", pos)
+		if !re.MatchString(c) {
+			t.Errorf("issued cursor %q does not match the OpenAPI pattern %s", c, param)
+		}
+		if got, err := api.OpenCursor(key, "acme", c); err != nil || got != pos {
+			t.Errorf("cursor for %q reopens as %q, %v", pos, got, err)
+		}
+	}
+	for _, bad := range []string{"", ".", "abc", "abc.def", "a=b.cccccccccccccccccccccc"} {
+		if re.MatchString(bad) {
+			continue
+		}
+		if _, err := api.OpenCursor(key, "acme", bad); err == nil {
+			t.Errorf("cursor %q does not match the pattern but is accepted", bad)
+		}
+	}
+}
+
+// TestReplayBodyEmptyEndpointIDAgreesWithOpenAPI: the OpenAPI says an empty endpoint_id is
+// not an id (minLength 1, 400), not a malformed one (404); the code answers 400.
+func TestReplayBodyEmptyEndpointIDAgreesWithOpenAPI(t *testing.T) {
+	t.Parallel()
+	if ml := loadOpenAPI(t).Components.Schemas["replayBody"].Properties["endpoint_id"].MinLength; ml == nil || *ml != 1 {
+		t.Fatalf("replayBody.endpoint_id minLength %v, want 1", ml)
+	}
+	w := newWorld(t)
+	c := w.server(serverOpts{})
+	r := c.do("POST", "/replay", "acme", map[string]any{"endpoint_id": "", "from": nowMinus(1)}, nil)
+	expectError(t, r, http.StatusBadRequest, "invalid_request", "endpoint_id is required")
 }

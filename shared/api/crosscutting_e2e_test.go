@@ -22,22 +22,43 @@ import (
 	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/auth"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
+	"github.com/datajetty/webhooks/shared/domain"
 )
 
 // routeCase is one route with a valid request, to check cross-cutting errors on each.
 type routeCase struct {
+	name         string
 	method, path string
 	body         any
 	scope        string
 }
 
-func routeCases(epURL string) []routeCase {
-	return []routeCase{
-		{"POST", "/endpoints", map[string]any{"url": epURL, "events": []string{"a.b"}}, api.ScopeWrite},
-		{"GET", "/endpoints", nil, api.ScopeRead},
-		{"POST", "/replay", map[string]any{"endpoint_id": "ep_doesnotexistdoesnotexist", "from": nowMinus(1)}, api.ScopeReplay},
-		{"GET", "/replays/rp_doesnotexistdoesnotexist", nil, api.ScopeRead},
+// routeCases derives one valid request per route of the router (api.Routes), so a new route
+// is in every cross-cutting sweep (401, 403, 503) as soon as it exists: path parameters get a
+// well-formed id of the right kind, and a route with a body must have a sample below.
+func routeCases(t *testing.T, epURL string) []routeCase {
+	t.Helper()
+	bodies := map[string]any{
+		api.RouteRegisterEndpoint: map[string]any{"url": epURL, "events": []string{"a.b"}},
+		api.RouteStartReplay:      map[string]any{"endpoint_id": domain.NewID(domain.EndpointIDPrefix), "from": nowMinus(1)},
 	}
+	params := map[string]string{"endpoint_id": domain.EndpointIDPrefix, "replay_id": domain.ReplayIDPrefix}
+	var out []routeCase
+	for _, rt := range api.Routes() {
+		path := rt.Path
+		for name, prefix := range params {
+			path = strings.ReplaceAll(path, "{"+name+"}", domain.NewID(prefix))
+		}
+		if strings.Contains(path, "{") {
+			t.Fatalf("route %s: no sample value for a parameter of %s; add it to routeCases", rt.Name, rt.Path)
+		}
+		body, ok := bodies[rt.Name]
+		if rt.Method == http.MethodPost && !ok {
+			t.Fatalf("route %s: no sample body; add one to routeCases", rt.Name)
+		}
+		out = append(out, routeCase{rt.Name, rt.Method, path, body, rt.Scope})
+	}
+	return out
 }
 
 func TestAuthErrorsOnEveryRoute(t *testing.T) {
@@ -55,8 +76,8 @@ func TestAuthErrorsOnEveryRoute(t *testing.T) {
 	}
 	good := w.token("acme")
 	tampered := good[:len(good)-4] + "AAAA"
-	for _, rt := range routeCases(rc.url("/h")) {
-		t.Run(rt.method+" "+rt.path, func(t *testing.T) {
+	for _, rt := range routeCases(t, rc.url("/h")) {
+		t.Run(rt.name, func(t *testing.T) {
 			for name, authz := range map[string]string{
 				"missing": "", "not bearer": "Basic dXNlcjpwYXNz", "malformed": "Bearer not.a.jwt",
 				"expired": "Bearer " + expired, "bad signature": "Bearer " + tampered,
@@ -285,8 +306,8 @@ func TestDependencyDownIs503OnEveryRoute(t *testing.T) {
 	c := w.server(serverOpts{aws: &flaky})
 	rc := newReceiver(t)
 	down.Store(true)
-	for _, rt := range routeCases(rc.url("/h")) {
-		t.Run(rt.method+" "+rt.path, func(t *testing.T) {
+	for _, rt := range routeCases(t, rc.url("/h")) {
+		t.Run(rt.name, func(t *testing.T) {
 			r := c.do(rt.method, rt.path, "acme", rt.body, nil)
 			expectError(t, r, http.StatusServiceUnavailable, "dependency_down", "")
 			if r.Header.Get("Retry-After") == "" {

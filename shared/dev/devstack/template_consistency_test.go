@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -513,4 +514,72 @@ func TestTemplateMetricsAreEmitted(t *testing.T) {
 			t.Errorf("the dashboard does not show %s, which shared/metrics emits", n)
 		}
 	}
+}
+
+// TestTemplateSecretsKeyGrants: exactly the functions docs/security.md names may use the
+// key that seals webhook signing secrets, each with exactly the actions it names.
+func TestTemplateSecretsKeyGrants(t *testing.T) {
+	doc := consistencyDoc(t)
+	want := map[string][]string{
+		"RegisterEndpointFunction": {"kms:Decrypt", "kms:Encrypt"},
+		"DeliverFunction":          {"kms:Decrypt"},
+	}
+	got := map[string][]string{}
+	for id, raw := range asMap(doc["Resources"]) {
+		res := asMap(raw)
+		if res["Type"] != functionType {
+			continue
+		}
+		policies, _ := asMap(res["Properties"])["Policies"].([]any)
+		for _, p := range policies {
+			stmts, _ := asMap(p)["Statement"].([]any)
+			for _, st := range stmts {
+				st := asMap(st)
+				if !mentionsResource(st["Resource"], "SecretsKey") {
+					continue
+				}
+				actions, _ := st["Action"].([]any)
+				if a, ok := st["Action"].(string); ok {
+					actions = []any{a}
+				}
+				for _, a := range actions {
+					got[id] = append(got[id], fmt.Sprint(a))
+				}
+			}
+		}
+	}
+	for id := range got {
+		sort.Strings(got[id])
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("SecretsKey grants %v, docs/security.md says %v", got, want)
+	}
+}
+
+// mentionsResource reports whether a statement's Resource refers to the logical id (by
+// !GetAtt or !Ref, alone or in a list), or is a wildcard (which would grant it too).
+func mentionsResource(v any, id string) bool {
+	switch r := v.(type) {
+	case []any:
+		for _, x := range r {
+			if mentionsResource(x, id) {
+				return true
+			}
+		}
+		return false
+	case string:
+		return r == "*"
+	}
+	name, arg, ok := intrinsic(v)
+	if !ok {
+		return false
+	}
+	switch name {
+	case "Ref":
+		return arg == id
+	case "Fn::GetAtt":
+		res, _, err := getAttArgs(arg)
+		return err == nil && res == id
+	}
+	return strings.Contains(fmt.Sprint(arg), id)
 }
