@@ -53,7 +53,7 @@ SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
 .PHONY: help venv tools build lint test bench dev publish receiver clean emulator-start emulator-stop \
 	build-RegisterEndpointFunction build-ListEndpointsFunction build-ReplayFunction build-GetReplayFunction \
-	build-ListDeliveriesFunction build-IngestFunction build-DeliverFunction build-ReplayWorkerFunction
+	build-ListDeliveriesFunction build-ListEventTypesFunction build-IngestFunction build-DeliverFunction build-ReplayWorkerFunction
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -106,6 +106,10 @@ build-ListDeliveriesFunction:
 	$(require-artifacts-dir)
 	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/list-deliveries
 
+build-ListEventTypesFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/list-event-types
+
 build-IngestFunction:
 	$(require-artifacts-dir)
 	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/ingest
@@ -124,6 +128,7 @@ build: ## Build every Lambda bootstrap into build/<Function>/ (quick check, no S
 	$(MAKE) --no-print-directory build-ReplayFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ReplayFunction
 	$(MAKE) --no-print-directory build-GetReplayFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/GetReplayFunction
 	$(MAKE) --no-print-directory build-ListDeliveriesFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ListDeliveriesFunction
+	$(MAKE) --no-print-directory build-ListEventTypesFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ListEventTypesFunction
 	$(MAKE) --no-print-directory build-IngestFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/IngestFunction
 	$(MAKE) --no-print-directory build-DeliverFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/DeliverFunction
 	$(MAKE) --no-print-directory build-ReplayWorkerFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ReplayWorkerFunction

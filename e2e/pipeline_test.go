@@ -258,7 +258,7 @@ func TestFailedHandshakeLogsNoSecrets(t *testing.T) {
 	}))
 	defer bad.Close()
 	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	status, body := s.call("POST", "/endpoints", "acme", map[string]any{"url": bad.URL, "events": []string{"a.b"}, "secret": secret})
+	status, body := s.call("POST", "/endpoints", "acme", map[string]any{"url": bad.URL, "events": []string{"export.done"}, "secret": secret})
 	if status != 400 || body["reason"] != "handshake_failed" {
 		t.Fatalf("handshake failure: %d %v", status, body)
 	}
@@ -282,7 +282,7 @@ func TestDeliverKilledMidBatchLosesNothing(t *testing.T) {
 		t.Fatalf("register: %d %v", status, body)
 	}
 	for _, id := range []string{"evt_a", "evt_b", "evt_c", "evt_d", "evt_e"} {
-		s.publish(map[string]any{"id": id, "tenant_id": "acme", "type": "x.y", "occurred_at": time.Now().UTC().Format(time.RFC3339), "data": map[string]any{}})
+		s.publish(map[string]any{"id": id, "tenant_id": "acme", "type": "export.started", "occurred_at": time.Now().UTC().Format(time.RFC3339), "data": map[string]any{}})
 	}
 	for {
 		n, err := s.ingest.Once(context.Background())

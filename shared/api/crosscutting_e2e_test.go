@@ -39,7 +39,7 @@ type routeCase struct {
 func routeCases(t *testing.T, epURL string) []routeCase {
 	t.Helper()
 	bodies := map[string]any{
-		api.RouteRegisterEndpoint: map[string]any{"url": epURL, "events": []string{"a.b"}},
+		api.RouteRegisterEndpoint: map[string]any{"url": epURL, "events": []string{"export.done"}},
 		api.RouteStartReplay:      map[string]any{"endpoint_id": domain.NewID(domain.EndpointIDPrefix), "from": nowMinus(1)},
 	}
 	params := map[string]string{"endpoint_id": domain.EndpointIDPrefix, "replay_id": domain.ReplayIDPrefix}
@@ -125,7 +125,7 @@ func TestIdempotency(t *testing.T) {
 	w := newWorld(t)
 	c := w.server(serverOpts{})
 	rc := newReceiver(t)
-	body := map[string]any{"url": rc.url("/idem"), "events": []string{"a.b"}}
+	body := map[string]any{"url": rc.url("/idem"), "events": []string{"export.done"}}
 	key := map[string]string{"X-Request-Id": "create-1"}
 
 	first := c.do("POST", "/endpoints", "acme", body, key)
@@ -158,7 +158,7 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("another tenant's identical key: %d %s", r.Status, r.Raw)
 	}
 	// Same key, different request.
-	other := map[string]any{"url": rc.url("/other"), "events": []string{"a.b"}}
+	other := map[string]any{"url": rc.url("/other"), "events": []string{"export.done"}}
 	r := c.do("POST", "/endpoints", "acme", other, key)
 	expectError(t, r, http.StatusConflict, "version_conflict", "different request")
 	if r.str("reason") != "idempotency_key_reused" {
@@ -167,7 +167,7 @@ func TestIdempotency(t *testing.T) {
 
 	// Concurrent duplicates: one execution; the others replay it or are told it is running.
 	rc.mode.Store("slow")
-	dup := map[string]any{"url": rc.url("/dup"), "events": []string{"a.b"}}
+	dup := map[string]any{"url": rc.url("/dup"), "events": []string{"export.done"}}
 	dkey := map[string]string{"X-Request-Id": "dup-1"}
 	before := rc.challenges.Load()
 	var wg sync.WaitGroup

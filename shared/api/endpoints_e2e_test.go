@@ -61,11 +61,11 @@ func TestRegisterCreatesThenUpserts(t *testing.T) {
 	}
 
 	// Secret given on create is not echoed; a secret change rotates with a grace period.
-	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s"), "events": []string{"a.b"}, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, nil)
+	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s"), "events": []string{"export.done"}, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, nil)
 	if r.Status != http.StatusCreated || r.str("secret") != "" {
 		t.Fatalf("create with secret: %d %s", r.Status, r.Raw)
 	}
-	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s"), "events": []string{"a.b"}, "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"}, nil)
+	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s"), "events": []string{"export.done"}, "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"}, nil)
 	if r.Status != http.StatusOK || r.str("previous_secret_expires_at") == "" || r.str("secret") != "" {
 		t.Fatalf("secret rotation: %d %s", r.Status, r.Raw)
 	}
@@ -77,11 +77,11 @@ func TestRegisterCreatesThenUpserts(t *testing.T) {
 		t.Fatalf("secret_effective_at must be updated_at + the deliver cache's %s: %s", delivery.DefaultOptions().CacheTTL, r.Raw)
 	}
 	// Only the rotating answer has it: not a create, not an update that keeps the secret.
-	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s"), "events": []string{"c.d"}}, nil)
+	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s"), "events": []string{"import.done"}}, nil)
 	if _, ok := r.Body["secret_effective_at"]; r.Status != http.StatusOK || ok {
 		t.Fatalf("update without rotation: %d %s", r.Status, r.Raw)
 	}
-	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s2"), "events": []string{"a.b"}, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, nil)
+	r = c.do("POST", "/endpoints", "acme", map[string]any{"url": rc.url("/s2"), "events": []string{"export.done"}, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, nil)
 	if _, ok := r.Body["secret_effective_at"]; r.Status != http.StatusCreated || ok {
 		t.Fatalf("create: %d %s", r.Status, r.Raw)
 	}
@@ -94,13 +94,15 @@ func TestVersionConflicts(t *testing.T) {
 	rc := newReceiver(t)
 	id := c.register("acme", rc.url("/v")).str("endpoint_id")
 
-	r := c.do("POST", "/endpoints", "acme", map[string]any{"endpoint_id": id, "url": rc.url("/v"), "events": []string{"x.y"}, "version": 7}, nil)
+	r := c.do("POST", "/endpoints", "acme", map[string]any{"endpoint_id": id, "url": rc.url("/v"), "events": []string{"import.done"}, "version": 7}, nil)
 	expectError(t, r, http.StatusConflict, "version_conflict", "version 1")
 	if r.str("reason") != "version_mismatch" {
 		t.Fatalf("reason: %s", r.Raw)
 	}
 
 	// Concurrent updates from the same version: exactly one wins, the rest are 409.
+	// Eight different subscriptions, so every request is a real change.
+	patterns := []string{"export.done", "export.failed", "export.started", "import.done", "import.failed", "export.*", "import.*", "*"}
 	const n = 8
 	var wg sync.WaitGroup
 	statuses := make([]int, n)
@@ -108,7 +110,7 @@ func TestVersionConflicts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses[i] = c.do("POST", "/endpoints", "acme", map[string]any{"endpoint_id": id, "url": rc.url("/v"), "events": []string{fmt.Sprintf("e.n%d", i)}, "version": 1}, nil).Status
+			statuses[i] = c.do("POST", "/endpoints", "acme", map[string]any{"endpoint_id": id, "url": rc.url("/v"), "events": []string{patterns[i]}, "version": 1}, nil).Status
 		}()
 	}
 	wg.Wait()
@@ -144,27 +146,27 @@ func TestRegisterValidation(t *testing.T) {
 	cases := []tcase{
 		{"malformed json", `{"url":`, "", false},
 		{"not an object", `[1,2]`, "", false},
-		{"unknown field", `{"url":"https://example.com/h","events":["a.b"],"colour":"red"}`, "colour", false},
-		{"trailing data", `{"url":"https://example.com/h","events":["a.b"]} {}`, "", false},
+		{"unknown field", `{"url":"https://example.com/h","events":["export.done"],"colour":"red"}`, "colour", false},
+		{"trailing data", `{"url":"https://example.com/h","events":["export.done"]} {}`, "", false},
 		{"empty body", ``, "", false},
-		{"missing url", `{"events":["a.b"]}`, "url", false},
-		{"relative url", `{"url":"/hook","events":["a.b"]}`, "url", false},
-		{"ftp url", `{"url":"ftp://example.com/h","events":["a.b"]}`, "url", false},
-		{"http url in production", `{"url":"http://example.com/h","events":["a.b"]}`, "url", true},
-		{"user info", `{"url":"https://u:p@example.com/h","events":["a.b"]}`, "url", false},
-		{"fragment", `{"url":"https://example.com/h#frag","events":["a.b"]}`, "url", false},
-		{"too long", `{"url":"` + long + `","events":["a.b"]}`, "url", false},
-		{"url not a string", `{"url":5,"events":["a.b"]}`, "url", false},
+		{"missing url", `{"events":["export.done"]}`, "url", false},
+		{"relative url", `{"url":"/hook","events":["export.done"]}`, "url", false},
+		{"ftp url", `{"url":"ftp://example.com/h","events":["export.done"]}`, "url", false},
+		{"http url in production", `{"url":"http://example.com/h","events":["export.done"]}`, "url", true},
+		{"user info", `{"url":"https://u:p@example.com/h","events":["export.done"]}`, "url", false},
+		{"fragment", `{"url":"https://example.com/h#frag","events":["export.done"]}`, "url", false},
+		{"too long", `{"url":"` + long + `","events":["export.done"]}`, "url", false},
+		{"url not a string", `{"url":5,"events":["export.done"]}`, "url", false},
 		{"no events", `{"url":"https://example.com/h","events":[]}`, "events", false},
 		{"events missing", `{"url":"https://example.com/h"}`, "events", false},
 		{"bad event name", `{"url":"https://example.com/h","events":["Export Done"]}`, "events", false},
 		{"bad wildcard", `{"url":"https://example.com/h","events":["ex*"]}`, "events", false},
-		{"too many events", `{"url":"https://example.com/h","events":[` + strings.TrimSuffix(strings.Repeat(`"a.b",`, 51), ",") + `]}`, "events", false},
+		{"too many events", `{"url":"https://example.com/h","events":[` + strings.TrimSuffix(strings.Repeat(`"export.done",`, 51), ",") + `]}`, "events", false},
 		{"events not strings", `{"url":"https://example.com/h","events":[1]}`, "events", false},
-		{"secret no prefix", `{"url":"https://example.com/h","events":["a.b"],"secret":"abc"}`, "secret", false},
-		{"secret too short", `{"url":"https://example.com/h","events":["a.b"],"secret":"whsec_YWJj"}`, "secret", false},
-		{"secret not base64", `{"url":"https://example.com/h","events":["a.b"],"secret":"whsec_!!!!"}`, "secret", false},
-		{"version zero", `{"url":"https://example.com/h","events":["a.b"],"version":0}`, "version", false},
+		{"secret no prefix", `{"url":"https://example.com/h","events":["export.done"],"secret":"abc"}`, "secret", false},
+		{"secret too short", `{"url":"https://example.com/h","events":["export.done"],"secret":"whsec_YWJj"}`, "secret", false},
+		{"secret not base64", `{"url":"https://example.com/h","events":["export.done"],"secret":"whsec_!!!!"}`, "secret", false},
+		{"version zero", `{"url":"https://example.com/h","events":["export.done"],"version":0}`, "version", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,7 +188,7 @@ func TestRegisterValidation(t *testing.T) {
 		expectError(t, r, http.StatusBadRequest, "invalid_request", "Content-Type")
 	})
 	t.Run("body over 64 KiB", func(t *testing.T) {
-		big := `{"url":"https://example.com/h","events":["a.b"],"secret":"` + strings.Repeat("x", 70<<10) + `"}`
+		big := `{"url":"https://example.com/h","events":["export.done"],"secret":"` + strings.Repeat("x", 70<<10) + `"}`
 		r := c.do("POST", "/endpoints", "acme", big, nil)
 		expectError(t, r, http.StatusBadRequest, "invalid_request", "64 KiB")
 	})
@@ -364,7 +366,7 @@ func TestTenantIsolation(t *testing.T) {
 	if items := c.do("GET", "/endpoints", "tenant-b", nil, nil).Body["items"].([]any); len(items) != 0 {
 		t.Fatalf("tenant B sees A's endpoints: %v", items)
 	}
-	r := c.do("POST", "/endpoints", "tenant-b", map[string]any{"endpoint_id": id, "url": rc.url("/a"), "events": []string{"x.y"}}, nil)
+	r := c.do("POST", "/endpoints", "tenant-b", map[string]any{"endpoint_id": id, "url": rc.url("/a"), "events": []string{"import.done"}}, nil)
 	expectError(t, r, http.StatusNotFound, "not_found", id)
 	r = c.do("POST", "/replay", "tenant-b", map[string]any{"endpoint_id": id, "from": nowMinus(1)}, nil)
 	expectError(t, r, http.StatusNotFound, "not_found", "")

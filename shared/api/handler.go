@@ -22,6 +22,7 @@ import (
 	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/auth"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/eventtypes"
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/signing"
 )
@@ -46,10 +47,12 @@ type Authenticator interface {
 
 // Deps is what the handler needs. Routes whose dependencies are nil cannot be enabled.
 type Deps struct {
-	Auth        Authenticator
-	Endpoints   *app.Endpoints
-	Replays     *app.Replays
-	Deliveries  *app.Deliveries
+	Auth       Authenticator
+	Endpoints  *app.Endpoints
+	Replays    *app.Replays
+	Deliveries *app.Deliveries
+	// EventTypes is the event-type catalog GET /event-types shows.
+	EventTypes  *eventtypes.Catalog
 	Idempotency app.IdempotencyStore
 	RateLimiter app.RateLimiter
 	Limits      Limits

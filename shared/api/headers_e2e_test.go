@@ -57,7 +57,7 @@ func TestHeadersMustBeUnambiguous(t *testing.T) {
 			hdr := http.Header{"Authorization": {"Bearer " + tokA}, "X-Request-Id": vals}
 			expectError(t, list(hdr), http.StatusBadRequest, "invalid_request", "X-Request-Id")
 			// On POST it must not run (without idempotency) either.
-			req, err := http.NewRequest("POST", c.base+"/endpoints", strings.NewReader(`{"url":"`+rc.url("/x-"+strings.ReplaceAll(name, " ", "-"))+`","events":["a.b"]}`))
+			req, err := http.NewRequest("POST", c.base+"/endpoints", strings.NewReader(`{"url":"`+rc.url("/x-"+strings.ReplaceAll(name, " ", "-"))+`","events":["export.done"]}`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestHeadersMustBeUnambiguous(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, method := range []string{"GET", "POST"} {
-			req, err := http.NewRequest(method, c.base+"/endpoints", strings.NewReader(`{"url":"`+rc.url("/long")+`","events":["a.b"]}`))
+			req, err := http.NewRequest(method, c.base+"/endpoints", strings.NewReader(`{"url":"`+rc.url("/long")+`","events":["export.done"]}`))
 			if err != nil {
 				t.Fatal(err)
 			}

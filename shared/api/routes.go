@@ -16,6 +16,7 @@ const (
 	RouteStartReplay      = "StartReplay"
 	RouteGetReplay        = "GetReplay"
 	RouteListDeliveries   = "ListDeliveries"
+	RouteListEventTypes   = "ListEventTypes"
 )
 
 // Scopes of the bearer token.
@@ -56,6 +57,7 @@ func Routes() []Route {
 		{Name: RouteStartReplay, Method: http.MethodPost, Path: "/replay", Scope: ScopeReplay, Limit: RuleReplay, handle: (*Handler).startReplay, needs: needReplays},
 		{Name: RouteGetReplay, Method: http.MethodGet, Path: "/replays/{replay_id}", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).getReplay, needs: needReplays},
 		{Name: RouteListDeliveries, Method: http.MethodGet, Path: "/endpoints/{endpoint_id}/deliveries", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listDeliveries, needs: needDeliveries},
+		{Name: RouteListEventTypes, Method: http.MethodGet, Path: "/event-types", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listEventTypes, needs: needEventTypes},
 	}
 }
 

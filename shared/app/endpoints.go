@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/eventtypes"
 	"github.com/datajetty/webhooks/shared/signing"
 )
 
@@ -16,7 +17,16 @@ type Endpoints struct {
 	Secrets    SecretBox
 	Challenger Challenger
 	URLPolicy  domain.URLPolicy
+	// EventTypes is the catalog subscription patterns must match (nil: the built-in one).
+	EventTypes *eventtypes.Catalog
 	Now        func() time.Time
+}
+
+func (s *Endpoints) catalog() *eventtypes.Catalog {
+	if s.EventTypes == nil {
+		return eventtypes.Builtin()
+	}
+	return s.EventTypes
 }
 
 // RegisterInput is a validated-as-JSON POST /endpoints body; the fields are checked here.
@@ -50,6 +60,9 @@ func (s *Endpoints) Register(ctx context.Context, tenantID string, in RegisterIn
 	}
 	events, err := domain.ValidateEvents(in.Events)
 	if err != nil {
+		return RegisterResult{}, err
+	}
+	if err := s.catalog().CheckPatterns(events); err != nil {
 		return RegisterResult{}, err
 	}
 	var newSecret *signing.Secret

@@ -195,7 +195,7 @@ func TestEventClockRules(t *testing.T) {
 	if got := EventExpiry(old, now); !got.Equal(now.Add(EventRetention + 24*time.Hour)) {
 		t.Fatalf("a backfilled event keeps the full retention from when it was stored: %v", got)
 	}
-	if _, err := ParseEvent([]byte(`{"id":5,"tenant_id":"a","type":"a.b","occurred_at":"2026-11-27T10:00:00Z","data":{}}`)); err == nil || !strings.Contains(err.Error(), "id must be a string") {
+	if _, err := ParseEvent([]byte(`{"id":5,"tenant_id":"a","type":"export.done","occurred_at":"2026-11-27T10:00:00Z","data":{}}`)); err == nil || !strings.Contains(err.Error(), "id must be a string") {
 		t.Fatalf("a wrongly typed field must be named: %v", err)
 	}
 }
@@ -223,7 +223,7 @@ func TestPayloadKeepsDataAsSent(t *testing.T) {
 		t.Fatalf("data does not round-trip: %s %v", back.Data, err)
 	}
 	// The worst character for an escaping encoder: the payload grows by its fixed part only.
-	worst := Event{ID: "e", Type: "a.b", OccurredAt: e.OccurredAt, Data: json.RawMessage(`"` + strings.Repeat("<", 1000) + `"`)}
+	worst := Event{ID: "e", Type: "export.done", OccurredAt: e.OccurredAt, Data: json.RawMessage(`"` + strings.Repeat("<", 1000) + `"`)}
 	if p, err := worst.Payload(); err != nil || len(p) > 1002+100 {
 		t.Fatalf("1000 '<' became %d bytes (%v)", len(p), err)
 	}
@@ -257,14 +257,14 @@ func TestParseEventReasons(t *testing.T) {
 		}
 	}
 	for body, want := range map[string]string{
-		`{"id":5,"tenant_id":"a","type":"a.b","occurred_at":"2026-11-27T10:00:00Z","data":{}}`:     "id must be a string, not a JSON number",
-		`{"id":"e","tenant_id":["a"],"type":"a.b","occurred_at":"2026-11-27T10:00:00Z","data":{}}`: "tenant_id must be a string, not a JSON array",
-		`{"id":"e","tenant_id":"a","type":"a.b","occurred_at":1795782896,"data":{}}`:               "occurred_at must be a string, not a JSON number",
+		`{"id":5,"tenant_id":"a","type":"export.done","occurred_at":"2026-11-27T10:00:00Z","data":{}}`:     "id must be a string, not a JSON number",
+		`{"id":"e","tenant_id":["a"],"type":"export.done","occurred_at":"2026-11-27T10:00:00Z","data":{}}`: "tenant_id must be a string, not a JSON array",
+		`{"id":"e","tenant_id":"a","type":"export.done","occurred_at":1795782896,"data":{}}`:               "occurred_at must be a string, not a JSON number",
 		`[1,2]`:       "event is not a JSON object but a JSON array",
 		`"text"`:      "event is not a JSON object but a JSON string",
 		`{"id":`:      "event is not valid JSON (at byte 6)",
 		`{"id":"e",}`: "event is not valid JSON (at byte 11)",
-		`{"id":"e","tenant_id":"a","type":"a.b","data":{}}`: "occurred_at is required (RFC 3339)",
+		`{"id":"e","tenant_id":"a","type":"export.done","data":{}}`: "occurred_at is required (RFC 3339)",
 	} {
 		if _, err := ParseEvent([]byte(body)); err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %q", body, err, want)

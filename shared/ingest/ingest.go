@@ -18,7 +18,9 @@ import (
 
 	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/eventtypes"
 	"github.com/datajetty/webhooks/shared/metrics"
+	"github.com/datajetty/webhooks/shared/queue"
 )
 
 // EventStore keeps events idempotently, keyed by (tenant, occurred_at, id).
@@ -60,6 +62,9 @@ type Deps struct {
 	Metrics *metrics.Emitter
 	// Now is the clock events are checked against (domain.CheckEventTime); nil: time.Now.
 	Now func() time.Time
+	// EventTypes is the catalog an event's type must be declared in (nil: the built-in
+	// catalog, eventtypes.Builtin).
+	EventTypes *eventtypes.Catalog
 }
 
 // Handler consumes IngestQueue batches. It holds no per-invocation state, so one Handler
@@ -72,6 +77,7 @@ type Handler struct {
 	log         *slog.Logger
 	metrics     *metrics.Emitter
 	now         func() time.Time
+	eventTypes  *eventtypes.Catalog
 }
 
 // New checks d and returns a Handler; build one per instance, at cold start.
@@ -79,12 +85,15 @@ func New(d Deps) (*Handler, error) {
 	if d.Events == nil || d.Endpoints == nil || d.Jobs == nil || d.DeadLetters == nil {
 		return nil, errors.New("ingest: Deps needs Events, Endpoints, Jobs and DeadLetters")
 	}
-	h := &Handler{events: d.Events, endpoints: d.Endpoints, jobs: d.Jobs, deadLetters: d.DeadLetters, log: d.Logger, metrics: d.Metrics, now: d.Now}
+	h := &Handler{events: d.Events, endpoints: d.Endpoints, jobs: d.Jobs, deadLetters: d.DeadLetters, log: d.Logger, metrics: d.Metrics, now: d.Now, eventTypes: d.EventTypes}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	if h.eventTypes == nil {
+		h.eventTypes = eventtypes.Builtin()
 	}
 	return h, nil
 }
@@ -150,6 +159,9 @@ func (h *Handler) parse(ctx context.Context, msgs []events.SQSMessage) *batch {
 		e, err := domain.ParseEvent([]byte(m.Body))
 		if err == nil {
 			err = domain.CheckEventTime(e, h.now())
+		}
+		if err == nil {
+			err = h.eventTypes.CheckEvent(e, queue.FromService(m))
 		}
 		if err != nil {
 			h.deadLetter(ctx, r, m.Body, err)

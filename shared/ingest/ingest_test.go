@@ -24,6 +24,7 @@ import (
 	"github.com/datajetty/webhooks/shared/dev/localsqs"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/eventtypes"
 	"github.com/datajetty/webhooks/shared/ingest"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/store"
@@ -593,5 +594,48 @@ func TestFutureEventIsAcceptedWhenItsTimeComes(t *testing.T) {
 	}
 	if got := hs.jobs(); !reflect.DeepEqual(got, pairs("evt_future", ep)) {
 		t.Fatalf("redriven: jobs %v", got)
+	}
+}
+
+// TestUndeclaredTypesAreDeadLettered: an event of a type the catalog does not declare is
+// moved to the DLQ with a reason naming the type and the catalog; a type reserved for the
+// service is accepted only with the service's mark.
+func TestUndeclaredTypesAreDeadLettered(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	cat, err := eventtypes.Parse([]byte(`{"event_types":[
+		{"type":"export.done","source":"platform","description":"d","example":{}},
+		{"type":"svc.note","source":"service","description":"d","example":{}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.with(func(d *ingest.Deps) { d.EventTypes = cat })
+	ep := hs.endpoint("tenant-a", domain.StatusActive, "*")
+	mark := map[string]events.SQSMessageAttribute{queue.AttrProducer: {DataType: "String", StringValue: aws.String(queue.ProducerService)}}
+	ev := events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "m-typo", Body: envelope("tenant-a", "evt_1", "export.dnoe")},
+		{MessageId: "m-reserved", Body: envelope("tenant-a", "evt_2", "svc.note")},
+		{MessageId: "m-service", Body: envelope("tenant-a", "evt_3", "svc.note"), MessageAttributes: mark},
+		{MessageId: "m-ok", Body: envelope("tenant-a", "evt_4", "export.done")},
+	}}
+	resp, err := hs.h.Handle(context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("Handle: %v, failures %v", err, resp.BatchItemFailures)
+	}
+	dl := hs.deadLetters()
+	if want := `type "export.dnoe" is not declared in the event-type catalog (shared/eventtypes/catalog.json)`; dl["m-typo"] != want {
+		t.Errorf("reason of the undeclared type: %q, want %q", dl["m-typo"], want)
+	}
+	if !strings.Contains(dl["m-reserved"], `"svc.note" is reserved`) {
+		t.Errorf("reason of the unmarked service type: %q", dl["m-reserved"])
+	}
+	if len(dl) != 2 {
+		t.Errorf("dead letters %v, want the two refused events only", dl)
+	}
+	if got := hs.jobs(); !reflect.DeepEqual(got, append(pairs("evt_3", ep), pairs("evt_4", ep)...)) {
+		t.Errorf("jobs %v, want evt_3 (marked) and evt_4", got)
+	}
+	if got := hs.stored("tenant-a"); !reflect.DeepEqual(got, []string{"evt_3", "evt_4"}) {
+		t.Errorf("stored %v: a refused event must not be stored", got)
 	}
 }

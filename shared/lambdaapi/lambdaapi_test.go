@@ -143,6 +143,11 @@ func TestFixturesThroughLambdaEntryPath(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Body, `"error":"not_found"`) {
 		t.Fatalf("get-replay.json unedited: %d %s", resp.StatusCode, resp.Body)
 	}
+	resp = invoke(t, api.RouteListEventTypes, "list-event-types.json", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Body, `"type":"export.done"`) {
+		t.Fatalf("list-event-types.json: %d %s", resp.StatusCode, resp.Body)
+	}
+
 	// A function serves only its own route.
 	resp = invoke(t, api.RouteGetReplay, "list-endpoints.json", nil)
 	if resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusNotFound {

@@ -122,7 +122,7 @@ func (f *fixture) handler(d replayworker.Deps) *replayworker.Handler {
 // [from, until) to f.ep must enqueue.
 func (f *fixture) seed(t *testing.T, from, until time.Time) []domain.Event {
 	t.Helper()
-	types := []string{"export.done", "user.created", "import.done", "export.failed"}
+	types := []string{"export.done", "import.failed", "import.done", "export.failed"}
 	n := 0
 	ev := func(tenantID, typ string, at time.Time) domain.Event {
 		n++

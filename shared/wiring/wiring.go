@@ -24,6 +24,7 @@ import (
 	"github.com/datajetty/webhooks/shared/awserr"
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/eventtypes"
 	"github.com/datajetty/webhooks/shared/handshake"
 	"github.com/datajetty/webhooks/shared/kmssecrets"
 	"github.com/datajetty/webhooks/shared/metrics"
@@ -53,6 +54,7 @@ var requirements = map[string][]config.Var{
 	api.RouteStartReplay:      {config.EndpointsTable, config.ReplaysTable, config.ReplayQueueURL, config.IdempotencyTable},
 	api.RouteGetReplay:        {config.ReplaysTable},
 	api.RouteListDeliveries:   {config.EndpointsTable, config.DeliveriesTable, config.CursorSecretARN},
+	api.RouteListEventTypes:   {},
 }
 
 // apiCommon is what every API route needs: rate limits and token verification.
@@ -97,6 +99,7 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts APIOpti
 	ddb := dynamodb.NewFromConfig(awsCfg)
 	d := api.Deps{
 		Auth:        verifier,
+		EventTypes:  eventtypes.Builtin(),
 		RateLimiter: store.NewRateLimits(ddb, cfg.RateLimitTable),
 		Limits:      opts.Limits,
 		Logger:      opts.Logger,

@@ -30,6 +30,7 @@ import (
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/eventtypes"
 	"github.com/datajetty/webhooks/tools/internal/devenv"
 )
 
@@ -145,7 +146,11 @@ func envelope(o options, now time.Time) (body []byte, id string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if _, err := domain.ParseEvent(body); err != nil {
+	e, err := domain.ParseEvent(body)
+	if err == nil {
+		err = eventtypes.Builtin().CheckEvent(e, false)
+	}
+	if err != nil {
 		return nil, "", fmt.Errorf("the ingest function would reject this event: %w", err)
 	}
 	return body, id, nil

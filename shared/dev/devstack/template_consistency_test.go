@@ -583,3 +583,56 @@ func mentionsResource(v any, id string) bool {
 	}
 	return strings.Contains(fmt.Sprint(arg), id)
 }
+
+// maxAlarmMetrics is CloudWatch's hard limit of metrics (MetricStat entries) in one
+// metric-math alarm.
+const maxAlarmMetrics = 10
+
+// TestTemplateAlarmsCoverEveryFunction: every function's Lambda Errors and Throttles are
+// watched by exactly one alarm each, and no alarm exceeds CloudWatch's metric limit (so a
+// new function goes into an alarm with room, or a new alarm).
+func TestTemplateAlarmsCoverEveryFunction(t *testing.T) {
+	doc := consistencyDoc(t)
+	resources := asMap(doc["Resources"])
+	watched := map[string]map[string][]string{"Errors": {}, "Throttles": {}} // metric -> function -> alarms
+	for id, raw := range resources {
+		res := asMap(raw)
+		if res["Type"] != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		stats := 0
+		for _, m := range asSlice(asMap(res["Properties"])["Metrics"]) {
+			ms := asMap(asMap(m)["MetricStat"])
+			if ms == nil {
+				continue
+			}
+			stats++
+			metric := asMap(ms["Metric"])
+			if metric["Namespace"] != "AWS/Lambda" || watched[scalarString(metric["MetricName"])] == nil {
+				continue
+			}
+			for _, d := range asSlice(metric["Dimensions"]) {
+				if asMap(d)["Name"] != "FunctionName" {
+					continue
+				}
+				if name, fn, ok := intrinsic(asMap(d)["Value"]); ok && name == "Ref" {
+					mn := scalarString(metric["MetricName"])
+					watched[mn][scalarString(fn)] = append(watched[mn][scalarString(fn)], id)
+				}
+			}
+		}
+		if stats > maxAlarmMetrics {
+			t.Errorf("%s reads %d metrics; CloudWatch allows at most %d in one alarm", id, stats, maxAlarmMetrics)
+		}
+	}
+	for id, raw := range resources {
+		if asMap(raw)["Type"] != functionType {
+			continue
+		}
+		for metric, byFn := range watched {
+			if got := byFn[id]; len(got) != 1 {
+				t.Errorf("%s: Lambda %s is watched by %d alarms %v, want exactly one", id, metric, len(got), got)
+			}
+		}
+	}
+}
