@@ -27,6 +27,7 @@ import (
 	"github.com/datajetty/webhooks/shared/dev/localsqs"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/metrics"
+	"github.com/datajetty/webhooks/shared/portal"
 	"github.com/datajetty/webhooks/shared/signing"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
@@ -39,6 +40,7 @@ type system struct {
 	sqs      *sqs.Client
 	ingestQ  string
 	api      string
+	origin   string // the server's origin (API and portal)
 	issuer   *devissuer.Issuer
 	ingest   *localsqs.Poller
 	deliver  *localsqs.Poller
@@ -47,6 +49,39 @@ type system struct {
 	resource map[string]string
 	// emf holds each consumer's metrics (EMF lines), by its Function dimension.
 	emf map[string]*testenv.Buffer
+
+	mu          sync.Mutex
+	portalPaths []string // every path the portal was asked for
+}
+
+// recordPortal notes each path requested from the portal (a browser test proves with it
+// that injected markup never made the browser fetch anything).
+func (s *system) recordPortal(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.portalPaths = append(s.portalPaths, r.URL.Path)
+		s.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// run polls the three queues in the background, as Lambda's event sources do, until the
+// test ends (for tests that act through a browser and cannot drain by hand).
+func (s *system) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, p := range []*localsqs.Poller{s.ingest, s.deliver, s.replay} {
+		p.IdleWait = 100 * time.Millisecond
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = p.Run(ctx)
+		}()
+	}
+	s.t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
 }
 
 func newSystem(t *testing.T) *system {
@@ -75,10 +110,20 @@ func newSystem(t *testing.T) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	s := &system{t: t, sqs: sqs.NewFromConfig(awsCfg), ingestQ: stack.Resources["IngestQueue"], api: srv.URL + api.BasePath, issuer: iss, logs: logs, resource: stack.Resources,
+	// The API and the tenant portal on one origin, as behind API Gateway.
+	mux := http.NewServeMux()
+	mux.Handle(api.BasePath+"/", h)
+	s := &system{t: t, sqs: sqs.NewFromConfig(awsCfg), ingestQ: stack.Resources["IngestQueue"], issuer: iss, logs: logs, resource: stack.Resources,
 		emf: map[string]*testenv.Buffer{"ingest": {}, "deliver": {}, "replay-worker": {}}}
+	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle(api.BasePath+portal.Prefix, page)
+	mux.Handle(api.BasePath+portal.Prefix+"/", s.recordPortal(page))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	s.origin, s.api = srv.URL, srv.URL+api.BasePath
 	poller := func(queue, name string, build func(config.Config, aws.Config, wiring.WorkerOptions) (wiring.SQSHandler, error)) *localsqs.Poller {
 		w, err := build(cfg, awsCfg, wiring.WorkerOptions{Logger: logger, Metrics: metrics.New(s.emf[name], name)})
 		if err != nil {

@@ -17,11 +17,14 @@ import (
 	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/portal"
 )
 
 // TestRoutesAgreeWithTemplateAndOpenAPI keeps the router, template.yaml (API Gateway
 // routes and their scopes) and docs/openapi.yaml (paths, methods, operationIds, scopes)
-// describing the same API.
+// describing the same API. The tenant portal's routes (shared/portal) are the only other
+// routes of the template: served by PortalFunction alone, without an authorizer (the page
+// holds no secret), and not part of the JSON API that docs/openapi.yaml describes.
 func TestRoutesAgreeWithTemplateAndOpenAPI(t *testing.T) {
 	t.Parallel()
 	root := testenv.RepoRoot()
@@ -36,7 +39,12 @@ func TestRoutesAgreeWithTemplateAndOpenAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	portalRoutes := map[string]bool{}
+	for _, p := range portal.Paths {
+		portalRoutes["GET "+api.BasePath+p] = true
+	}
 	fromTemplate := map[string]string{}
+	fromPortal := map[string]string{} // "METHOD path" → function
 	for id, res := range tpl.Resources {
 		if res.Type != "AWS::Serverless::Function" {
 			continue
@@ -50,6 +58,16 @@ func TestRoutesAgreeWithTemplateAndOpenAPI(t *testing.T) {
 			p, _ := ev["Properties"].(map[string]any)
 			k := fmt.Sprintf("%v %v", p["Method"], p["Path"])
 			authz, _ := p["Auth"].(map[string]any)
+			if portalRoutes[k] {
+				if authz["Authorizer"] != "NONE" || authz["AuthorizationScopes"] != nil {
+					t.Errorf("%s (%s): the portal's routes take no authorizer (Auth.Authorizer: NONE), got %v", k, id, authz)
+				}
+				fromPortal[k] = id
+				continue
+			}
+			if authz["Authorizer"] == "NONE" {
+				t.Errorf("%s (%s): only the portal's routes may go without the authorizer", k, id)
+			}
 			scopes, _ := authz["AuthorizationScopes"].([]any)
 			if len(scopes) != 1 {
 				t.Errorf("%s (%s): want exactly one authorization scope, got %v", k, id, scopes)
@@ -57,6 +75,15 @@ func TestRoutesAgreeWithTemplateAndOpenAPI(t *testing.T) {
 			}
 			fromTemplate[k] = fmt.Sprint(scopes[0])
 		}
+	}
+
+	for k := range portalRoutes {
+		if fromPortal[k] != "PortalFunction" {
+			t.Errorf("%s: served by %q in template.yaml, want PortalFunction", k, fromPortal[k])
+		}
+	}
+	if len(fromPortal) != len(portalRoutes) {
+		t.Errorf("template.yaml portal routes %v, want exactly %v", fromPortal, portalRoutes)
 	}
 
 	raw, err := os.ReadFile(filepath.Join(root, "docs", "openapi.yaml"))

@@ -35,6 +35,10 @@ type Config struct {
 	JWTAudience string
 	TenantClaim string
 
+	// PortalFrameAncestors is who may embed the tenant portal in a frame: the CSP
+	// frame-ancestors source list (shared/portal checks it).
+	PortalFrameAncestors string
+
 	// AllowPrivateTargets permits http and private destinations: local development and
 	// tests only, never set in template.yaml.
 	AllowPrivateTargets bool
@@ -124,6 +128,8 @@ var (
 	JWTAudience = text("WEBHOOKS_JWT_AUDIENCE", Deployed, func(c *Config) *string { return &c.JWTAudience })
 	TenantClaim = declare(Var{Name: "WEBHOOKS_TENANT_CLAIM", Default: "tenant_id", Reader: Deployed,
 		text: func(c *Config) *string { return &c.TenantClaim }})
+	PortalFrameAncestors = declare(Var{Name: "WEBHOOKS_PORTAL_FRAME_ANCESTORS", Default: "'none'", Reader: Deployed,
+		text: func(c *Config) *string { return &c.PortalFrameAncestors }})
 
 	AllowPrivateTargets = declare(Var{Name: "WEBHOOKS_ALLOW_PRIVATE_TARGETS", Reader: LocalOnly,
 		flag: func(c *Config) *bool { return &c.AllowPrivateTargets }})

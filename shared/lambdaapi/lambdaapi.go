@@ -14,6 +14,7 @@ import (
 
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/metrics"
+	"github.com/datajetty/webhooks/shared/portal"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
 
@@ -29,5 +30,16 @@ func Run(route string) {
 	h := wiring.ColdStart(func(ctx context.Context, b wiring.Boot) (*api.Handler, error) {
 		return wiring.API(ctx, b.Config, b.AWS, wiring.APIOptions{Logger: b.Logger, Metrics: metrics.New(os.Stdout, "api")}, route)
 	}, "route", route)
+	lambda.Start(Handler(h))
+}
+
+// RunPortal is the cold start of the portal function: it serves the embedded tenant portal
+// (shared/portal) under the API's base path. It needs no AWS client and no token (the page
+// carries no secret; its API calls are authenticated by the API functions), only the
+// frame-ancestors setting, checked at the cold start so a bad value fails it.
+func RunPortal() {
+	h := wiring.ColdStart(func(_ context.Context, b wiring.Boot) (*portal.Handler, error) {
+		return portal.NewHandler(api.BasePath, b.Config.PortalFrameAncestors)
+	}, "function", "portal")
 	lambda.Start(Handler(h))
 }

@@ -1,8 +1,8 @@
 // Command dev runs the whole service locally with one command (`make dev`): it starts the
 // moto emulator (unless AWS_ENDPOINT_URL points at one), creates the tables, queues, key
 // and secret that template.yaml declares, starts a development token issuer (unless
-// WEBHOOKS_JWKS_URL is set), serves every API route with the functions' own handler, and
-// prints a ready token and a curl command. Ctrl-C stops everything it started.
+// WEBHOOKS_JWKS_URL is set), serves every API route with the functions' own handler and the
+// tenant portal, and prints a ready token, a curl command and portal links. Ctrl-C stops everything it started.
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/dev/devissuer"
 	"github.com/datajetty/webhooks/shared/dev/devstack"
+	"github.com/datajetty/webhooks/shared/portal"
 	"github.com/datajetty/webhooks/shared/wiring"
 )
 
@@ -79,8 +80,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		env[config.JWTIssuer.Name] = iss
 		env[config.JWTAudience.Name] = devAudience
 	}
-	if c := os.Getenv(config.TenantClaim.Name); c != "" {
-		env[config.TenantClaim.Name] = c
+	for _, v := range []config.Var{config.TenantClaim, config.PortalFrameAncestors} {
+		if s := os.Getenv(v.Name); s != "" {
+			env[v.Name] = s
+		}
 	}
 	cfg, err := config.FromMap(env)
 	if err != nil {
@@ -91,6 +94,12 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	mux.Handle(api.BasePath+"/", h)
+	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors)
+	if err != nil {
+		return err
+	}
+	mux.Handle(api.BasePath+portal.Prefix, page)
+	mux.Handle(api.BasePath+portal.Prefix+"/", page)
 	if err := startConsumers(ctx, cfg, awsCfg, stack, logger); err != nil {
 		return err
 	}
@@ -138,6 +147,11 @@ func printBanner(addr string, issuer *devissuer.Issuer, env map[string]string, d
 	fmt.Printf("  Tenant:   %s (token valid 24 h, scopes webhooks:read webhooks:write webhooks:replay)\n\n", demoTenant)
 	fmt.Printf("export TOKEN=%s\n\n", tok)
 	fmt.Printf("curl -s %s/endpoints -H \"Authorization: Bearer $TOKEN\"\n\n", base)
+	fmt.Printf("The tenant portal (open in a browser; the token travels in the fragment):\n  %s%s/#token=%s\n", base, portal.Prefix, tok)
+	if ro, err := issuer.Mint(demoTenant, []string{api.ScopeRead}, 24*time.Hour); err == nil {
+		fmt.Printf("Read-only portal (webhooks:read):\n  %s%s/#token=%s\n", base, portal.Prefix, ro)
+	}
+	fmt.Println()
 	if demo != "" {
 		fmt.Printf("A demo receiver on %s is registered for every event of %s (%s).\n", demo, demoTenant, "events [\"*\"]")
 		fmt.Println("Publish a sample event in another terminal and watch the signed delivery arrive here:")

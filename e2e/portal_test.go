@@ -1,0 +1,547 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/dev/browser"
+	"github.com/datajetty/webhooks/shared/dev/devissuer"
+)
+
+// The tenant portal in a real headless Chromium, against the whole local stack: the API
+// and the portal on one origin, the three queue consumers polling in the background, and
+// real receivers on loopback. Every step clicks, types and reads what a person would.
+
+// hookReceiver answers the challenge handshake and records every delivery; answer decides
+// what a delivery gets back.
+type hookReceiver struct {
+	*httptest.Server
+	mu         sync.Mutex
+	bodies     [][]byte
+	heads      []http.Header
+	chHeads    []http.Header // challenge handshakes received
+	chBodies   [][]byte
+	answer     func(w http.ResponseWriter)
+}
+
+func newHookReceiver(t *testing.T, answer func(w http.ResponseWriter)) *hookReceiver {
+	rc := &hookReceiver{answer: answer}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var msg struct{ Type, Challenge string }
+		_ = json.Unmarshal(body, &msg)
+		if msg.Type == "webhook.challenge" {
+			rc.mu.Lock()
+			rc.chHeads = append(rc.chHeads, r.Header.Clone())
+			rc.chBodies = append(rc.chBodies, body)
+			rc.mu.Unlock()
+			_ = json.NewEncoder(w).Encode(map[string]string{"challenge": msg.Challenge})
+			return
+		}
+		rc.mu.Lock()
+		rc.bodies = append(rc.bodies, body)
+		rc.heads = append(rc.heads, r.Header.Clone())
+		rc.mu.Unlock()
+		if rc.answer != nil {
+			rc.answer(w)
+		}
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// verified counts the deliveries whose signature the official library accepts with secret.
+func (rc *hookReceiver) verified(t *testing.T, secret string) (ok, total int) {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatalf("the secret the portal showed is not a Standard Webhooks secret: %v", err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for i, b := range rc.bodies {
+		if wh.Verify(b, rc.heads[i]) == nil {
+			ok++
+		}
+	}
+	return ok, len(rc.bodies)
+}
+
+// lastChallengeVerifies says whether the latest challenge handshake was signed with secret.
+func (rc *hookReceiver) lastChallengeVerifies(t *testing.T, secret string) bool {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	n := len(rc.chHeads)
+	return n > 0 && wh.Verify(rc.chBodies[n-1], rc.chHeads[n-1]) == nil
+}
+
+func (rc *hookReceiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.bodies)
+}
+
+func (s *system) token(tenant string, scopes []string, ttl time.Duration) string {
+	s.t.Helper()
+	tok, err := s.issuer.Mint(tenant, scopes, ttl)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return tok
+}
+
+var allScopes = []string{api.ScopeRead, api.ScopeWrite, api.ScopeReplay}
+
+// openPortal opens the portal the way a platform links to it: the token in the fragment.
+func (s *system) openPortal(t *testing.T, token string, width, height int) *browser.Page {
+	p := browser.Open(t, width, height)
+	p.Navigate(s.api + "/portal/#token=" + token)
+	p.Do() // nothing: Navigate waited for the load
+	p.WaitText("main h2", "")
+	return p
+}
+
+// waitFor polls cond until it holds (the background consumers work asynchronously).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *system) publishN(tenant, typ string, n int, at time.Time) {
+	for i := 0; i < n; i++ {
+		s.publish(map[string]any{
+			"id": fmt.Sprintf("evt_%s_%d_%d", strings.ReplaceAll(typ, ".", "_"), at.UnixNano(), i), "tenant_id": tenant, "type": typ,
+			"occurred_at": at.Add(time.Duration(i) * time.Millisecond).UTC().Format(time.RFC3339Nano), "data": map[string]any{"n": i},
+		})
+	}
+}
+
+// endpoints is the tenant's endpoint list as the API holds it.
+func (s *system) endpoints(tenant string) []map[string]any {
+	s.t.Helper()
+	var out []map[string]any
+	cursor := ""
+	for {
+		status, page := s.call("GET", "/endpoints?limit=100&cursor="+cursor, tenant, nil)
+		if status != 200 {
+			s.t.Fatalf("list: %d %v", status, page)
+		}
+		for _, it := range page["items"].([]any) {
+			out = append(out, it.(map[string]any))
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			return out
+		}
+		cursor = next
+	}
+}
+
+func TestPortalJourney(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.run()
+	rc := newHookReceiver(t, nil)
+	const tenant = "portal-acme"
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+
+	// The token left the address bar at once, and stays only in this tab's storage.
+	if loc := browser.Eval[string](p, "location.href"); strings.Contains(loc, "token") {
+		t.Fatalf("the token is still in the address bar: %s", loc)
+	}
+	if browser.Eval[string](p, "document.cookie") != "" {
+		t.Fatal("the portal set a cookie")
+	}
+	p.WaitText("main", "No endpoints yet.")
+	p.Screenshot("portal-empty")
+
+	// Add an endpoint: URL, a pattern typed by hand (the catalog is not served yet), submit.
+	p.ClickButton("", "Add endpoint")
+	p.WaitText("main h2", "Add an endpoint")
+	p.Type("input[type=url]", rc.URL+"/hooks")
+	p.Type("fieldset.events input[type=text]", "export.*")
+	p.Keys("\r") // Enter adds the pattern
+	p.WaitText("fieldset.events .patterns", "export.*")
+	p.ClickButton("form", "Add endpoint")
+	p.WaitText("main", "Handshake succeeded")
+	secret := browser.Eval[string](p, `document.querySelector("input.secret").value`)
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("the new secret is not shown: %q", secret)
+	}
+	p.Screenshot("portal-added")
+	eps := s.endpoints(tenant)
+	if len(eps) != 1 || eps[0]["url"] != rc.URL+"/hooks" || fmt.Sprint(eps[0]["events"]) != "[export.*]" {
+		t.Fatalf("the API holds %v", eps)
+	}
+	epID := eps[0]["endpoint_id"].(string)
+
+	// Events arrive, signed with the secret the page showed once.
+	s.publishN(tenant, "export.done", 3, time.Now().Add(-time.Minute))
+	waitFor(t, "3 deliveries", func() bool { return rc.count() >= 3 })
+	if ok, total := rc.verified(t, secret); ok != 3 || total != 3 {
+		t.Fatalf("%d of %d deliveries verify with the secret the portal showed", ok, total)
+	}
+
+	// The endpoint's page: settings, then the delivery log.
+	p.ClickButton("", "Go to the endpoint")
+	p.WaitText("main dl.facts", rc.URL+"/hooks")
+	p.WaitText("main dl.facts", "Active")
+	p.ClickButton(".log", "Refresh")
+	p.WaitText(".log table", "Succeeded")
+	if n := browser.Eval[int](p, `document.querySelectorAll(".log tbody tr").length`); n != 3 {
+		t.Fatalf("the log shows %d attempts, want 3", n)
+	}
+	p.Screenshot("portal-endpoint")
+
+	// One attempt in detail; Escape closes it.
+	p.Click(".log tbody tr:first-child button")
+	p.WaitText("dialog[open]", "Delivery attempt")
+	p.WaitText("dialog[open]", "export.done")
+	p.Keys("\x1b") // Escape
+	p.WaitGone("dialog")
+
+	// Edit: one more pattern; the API holds it, with the next version.
+	p.ClickButton("", "Edit")
+	p.Type("form.panel fieldset.events input[type=text]", "import.*")
+	p.ClickButton("form.panel", "Add pattern")
+	p.ClickButton("form.panel", "Save")
+	p.WaitText(".action-status", "Saved.")
+	p.WaitText("main dl.facts", "import.*")
+	ep := s.endpoints(tenant)[0]
+	if fmt.Sprint(ep["events"]) != "[export.* import.*]" || ep["version"] != 2.0 {
+		t.Fatalf("after the edit the API holds %v", ep)
+	}
+
+	// Rotate the secret: confirm, see the new one once, the grace explained; both sign.
+	p.ClickButton(".action-area", "Rotate secret")
+	p.WaitText("dialog[open]", "24 hours")
+	p.ClickButton("dialog[open]", "Rotate secret")
+	p.WaitText(".panel-slot", "New signing secret")
+	p.WaitText(".panel-slot", "The old secret keeps signing too until")
+	rotated := browser.Eval[string](p, `document.querySelector(".panel-slot input.secret").value`)
+	if !strings.HasPrefix(rotated, "whsec_") || rotated == secret {
+		t.Fatalf("rotated secret %q", rotated)
+	}
+	p.WaitText("main dl.facts", "Previous secret")
+	ep = s.endpoints(tenant)[0]
+	grace, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(ep["previous_secret_expires_at"]))
+	if d := time.Until(grace); d < 23*time.Hour || d > 25*time.Hour {
+		t.Fatalf("previous secret valid for %s, want the 24 h grace (%v)", d, ep)
+	}
+	p.Screenshot("portal-rotated")
+	// The rotation's handshake was signed with the secret the page showed (deliveries pick
+	// it up within the deliver function's 30 s cache; during the grace the old one signs too).
+	if !rc.lastChallengeVerifies(t, rotated) {
+		t.Fatal("the rotation's challenge does not verify with the secret the page showed")
+	}
+	before := rc.count()
+	s.publishN(tenant, "import.done", 1, time.Now().Add(-30*time.Second))
+	waitFor(t, "the delivery after the rotation", func() bool { return rc.count() > before })
+	if okOld, total := rc.verified(t, secret); okOld != total {
+		t.Fatalf("during the grace every delivery must still verify with the old secret: %d of %d", okOld, total)
+	}
+
+	// Replay from the watermark, watched until it completes.
+	before = rc.count()
+	p.ClickButton(".replay", "Start replay")
+	p.WaitText(".replay-status", "Completed")
+	replayID := browser.Eval[string](p, `document.querySelector(".replay-status [data-replay]").dataset.replay`)
+	if status, r := s.call("GET", "/replays/"+replayID, tenant, nil); status != 200 || r["status"] != "completed" || r["endpoint_id"] != epID {
+		t.Fatalf("the replay the page watched: %d %v", status, r)
+	}
+
+	// Replay since a time: a wrong time is refused next to the field, a right one runs.
+	p.Click("input[type=radio][value=time]")
+	p.Type(".replay input[type=text]", "yesterday")
+	p.ClickButton(".replay", "Start replay")
+	p.WaitText(".replay .field-error", "YYYY-MM-DD HH:MM")
+	since := time.Now().Add(-10 * time.Minute).Format("2006-01-02 15:04")
+	p.Type(".replay input[type=text]", since)
+	p.ClickButton(".replay", "Start replay")
+	p.WaitText(".replay-status", "Completed: 4 events queued")
+	waitFor(t, "the replayed deliveries", func() bool { return rc.count() >= before+4 })
+	p.Screenshot("portal-replay")
+
+	if ex := p.Exceptions(); len(ex) > 0 {
+		t.Fatalf("JavaScript exceptions: %v", ex)
+	}
+	for _, m := range p.Console() {
+		if strings.Contains(m, "Content Security Policy") || strings.Contains(m, "Trusted Type") {
+			t.Fatalf("the page broke its own policy: %s", m)
+		}
+	}
+}
+
+// xss is markup that would run script if a page ever parsed it as HTML.
+const xss = `<img src=x onerror=window.__pwned=1>`
+
+// TestPortalShowsErrorsAsInertText: every API error appears in plain words next to the
+// field that caused it; attacker-controlled text in those errors (here a pattern the API
+// quotes back) is shown as text, runs nothing and fetches nothing; and the browser itself
+// refuses HTML strings and inline script under the portal's policy.
+func TestPortalShowsErrorsAsInertText(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	const tenant = "portal-errors"
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, xss)
+	}))
+	t.Cleanup(refusing.Close)
+	good := newHookReceiver(t, nil)
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+	p.ClickButton("", "Add endpoint")
+
+	// Nothing typed: said next to each field, before any call.
+	p.ClickButton("form", "Add endpoint")
+	p.WaitText("input[type=url] ~ .field-error", "Enter the URL")
+
+	// A receiver that fails the handshake: the reason next to the URL field; nothing stored.
+	p.Type("input[type=url]", refusing.URL+"/hooks")
+	p.Type("fieldset.events input[type=text]", "export.done")
+	p.Keys("\r")
+	p.ClickButton("form", "Add endpoint")
+	p.WaitText("input[type=url] ~ .field-error", "Handshake failed")
+	if got := browser.Eval[string](p, `document.querySelector("input[type=url]").getAttribute("aria-invalid")`); got != "true" {
+		t.Fatalf("the URL field is not marked invalid: %q", got)
+	}
+	p.Screenshot("portal-handshake-failed")
+	if eps := s.endpoints(tenant); len(eps) != 0 {
+		t.Fatalf("a failed handshake stored %v", eps)
+	}
+
+	// A pattern that is markup: the API refuses it and quotes it back; the page shows the
+	// quote as text next to the events.
+	p.Type("input[type=url]", good.URL+"/hooks")
+	p.Type("fieldset.events input[type=text]", xss)
+	p.Keys("\r")
+	p.ClickButton("form", "Add endpoint")
+	p.WaitText("fieldset.events .field-error", `is not an event type`)
+	p.WaitText("fieldset.events .field-error", xss)
+	if n := browser.Eval[int](p, `document.querySelectorAll("main img").length`); n != 0 {
+		t.Fatalf("injected markup became %d <img> elements", n)
+	}
+	if pwned := browser.Eval[bool](p, `window.__pwned === 1`); pwned {
+		t.Fatal("injected markup ran script")
+	}
+	for _, path := range s.requestedPortalPaths() {
+		if strings.HasSuffix(path, "/x") {
+			t.Fatalf("injected markup made the browser fetch %s", path)
+		}
+	}
+	p.Screenshot("portal-inert-error")
+	if eps := s.endpoints(tenant); len(eps) != 0 {
+		t.Fatalf("an invalid pattern stored %v", eps)
+	}
+
+	// The policy in the browser: HTML strings are refused by DOM sinks (Trusted Types), and
+	// inline script does not run.
+	if got := browser.Eval[string](p, `(() => { try { document.querySelector("main").innerHTML = '<b>x</b>'; return "assigned"; } catch (e) { return e.name; } })()`); got != "TypeError" {
+		t.Fatalf("innerHTML with a string: %s, want a TypeError from Trusted Types", got)
+	}
+	browser.Eval[bool](p, `(() => { const sc = document.createElement("script"); try { sc.text = "window.__inline = 1"; } catch (e) {} document.body.append(sc); return true; })()`)
+	if ran := browser.Eval[bool](p, `window.__inline === 1`); ran {
+		t.Fatal("inline script ran")
+	}
+	if ex := p.Exceptions(); len(ex) > 0 {
+		t.Fatalf("JavaScript exceptions: %v", ex)
+	}
+}
+
+func (s *system) requestedPortalPaths() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.portalPaths...)
+}
+
+// TestPortalPaginationAndLogFilter: the endpoint list and the delivery log page through
+// what the API holds; the log's status filter shows only what it names.
+func TestPortalPaginationAndLogFilter(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.run()
+	const tenant = "portal-pages"
+	rc := newHookReceiver(t, nil)
+	flaky := newHookReceiver(t, func(w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) })
+	for i := 0; i < 11; i++ {
+		if status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": fmt.Sprintf("%s/e%02d", rc.URL, i), "events": []string{"bulk.*"}}); status != 201 {
+			t.Fatalf("register: %d %v", status, body)
+		}
+	}
+	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": flaky.URL + "/flaky", "events": []string{"export.*"}})
+	if status != 201 {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	flakyID := body["endpoint_id"].(string)
+
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+	p.WaitText("main table", "/e0")
+	first := browser.Eval[int](p, `document.querySelectorAll("main tbody tr").length`)
+	p.ClickButton("", "Next page")
+	p.WaitText("main h2", "Endpoints")
+	p.WaitText("main", "First page")
+	second := browser.Eval[int](p, `document.querySelectorAll("main tbody tr").length`)
+	if first != 10 || second != 2 {
+		t.Fatalf("pages of %d and %d endpoints, want 10 and 2", first, second)
+	}
+	// Back and forward through the browser history.
+	p.Do(chromedp.NavigateBack())
+	p.WaitText("main", "Next page")
+
+	// The failing endpoint: every attempt fails and is retried; the list marks nothing
+	// else, the log filters.
+	s.publishN(tenant, "export.done", 12, time.Now().Add(-time.Minute))
+	waitFor(t, "12 failed first attempts", func() bool { return flaky.count() >= 12 })
+	p.Navigate(s.api + "/portal/?endpoint=" + flakyID)
+	p.WaitText("main dl.facts", "/flaky")
+	p.ClickButton(".log", "Refresh")
+	p.WaitText(".log table", "Failed, will retry")
+	if n := browser.Eval[int](p, `document.querySelectorAll(".log tbody tr").length`); n != 10 {
+		t.Fatalf("the first log page shows %d attempts, want 10", n)
+	}
+	p.ClickButton(".log", "Older")
+	p.WaitText(".log", "Newer")
+	if n := browser.Eval[int](p, `document.querySelectorAll(".log tbody tr").length`); n < 2 {
+		t.Fatalf("the second log page shows %d attempts", n)
+	}
+	p.Do(chromedp.SetValue(chromedp.CSS(".log select"), "succeeded"))
+	browser.Eval[bool](p, `document.querySelector(".log select").dispatchEvent(new Event("change")) || true`)
+	p.WaitText(".log", "No attempts with this status.")
+	p.Do(chromedp.SetValue(chromedp.CSS(".log select"), "failed"))
+	browser.Eval[bool](p, `document.querySelector(".log select").dispatchEvent(new Event("change")) || true`)
+	p.WaitText(".log table", "Failed, will retry")
+	if odd := browser.Eval[int](p, `[...document.querySelectorAll(".log tbody tr")].filter(r => !["pending", "dead"].includes(r.dataset.status)).length`); odd != 0 {
+		t.Fatalf("the failed filter shows %d other attempts", odd)
+	}
+	p.Screenshot("portal-log-failed")
+	if ex := p.Exceptions(); len(ex) > 0 {
+		t.Fatalf("JavaScript exceptions: %v", ex)
+	}
+}
+
+// TestPortalReadOnlyAndExpiry: a webhooks:read token sees everything and can change
+// nothing; a token that expires mid-session says so and hands over to a fresh one; a token
+// the API refuses says so.
+func TestPortalReadOnlyAndExpiry(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	const tenant = "portal-readonly"
+	rc := newHookReceiver(t, nil)
+	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/ro", "events": []string{"*"}})
+	if status != 201 {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	p := s.openPortal(t, s.token(tenant, []string{api.ScopeRead}, time.Hour), 1280, 900)
+	p.WaitText("header", "Read-only access")
+	p.WaitText("main table", "/ro")
+	if n := browser.Eval[int](p, `[...document.querySelectorAll("main button")].filter(b => b.innerText.trim() === "Add endpoint").length`); n != 0 {
+		t.Fatal("a read-only session is offered Add endpoint")
+	}
+	p.ClickButton("main table", "Manage")
+	p.WaitText("main dl.facts", "/ro")
+	p.WaitText(".log", "No deliveries yet.")
+	labels := browser.Eval[[]string](p, `[...document.querySelectorAll("main button")].filter(b => !b.hidden).map(b => b.innerText.trim())`)
+	for _, l := range labels {
+		switch l {
+		case "Edit", "Rotate secret", "Pause", "Resume", "Delete", "Send test event", "Start replay", "Resend this event":
+			t.Fatalf("a read-only session is offered %q (buttons: %v)", l, labels)
+		}
+	}
+	p.Screenshot("portal-readonly")
+
+	// The platform hands over a token that expires mid-session: the page says so without
+	// being asked.
+	browser.Eval[bool](p, fmt.Sprintf(`(location.hash = "token=%s", true)`, s.token(tenant, []string{api.ScopeRead}, 2*time.Second)))
+	p.WaitText("main dl.facts", "/ro")
+	p.WaitText("#banner", "Your session has expired.")
+	if !browser.Eval[bool](p, `document.getElementById("main").inert`) {
+		t.Fatal("an expired session leaves the page usable")
+	}
+	p.Screenshot("portal-expired")
+	// The platform hands over a fresh token through the fragment: the page carries on.
+	fresh := s.token(tenant, allScopes, time.Hour)
+	browser.Eval[bool](p, fmt.Sprintf(`(location.hash = "token=%s", true)`, fresh))
+	p.WaitText("main dl.facts", "/ro")
+	p.WaitText(".action-area", "Edit")
+	if !browser.Eval[bool](p, `document.getElementById("banner").hidden`) {
+		t.Fatal("the expiry banner stays after a fresh token")
+	}
+	if loc := browser.Eval[string](p, "location.href"); strings.Contains(loc, "token") {
+		t.Fatalf("the fresh token stayed in the address bar: %s", loc)
+	}
+
+	// A token the API does not accept (another issuer's key).
+	other, err := devissuer.New("https://issuer.test/", "webhooks-e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := other.Mint(tenant, allScopes, time.Hour)
+	q := s.openPortal(t, forged, 800, 600)
+	q.WaitText("#banner", "Your access token was not accepted.")
+	if ex := append(p.Exceptions(), q.Exceptions()...); len(ex) > 0 {
+		t.Fatalf("JavaScript exceptions: %v", ex)
+	}
+}
+
+// TestPortalKeyboardOnlyAtPhoneWidth adds an endpoint and opens it with the keyboard
+// alone, on a 390 px wide screen; every field has a label and nothing scrolls sideways.
+func TestPortalKeyboardOnlyAtPhoneWidth(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	const tenant = "portal-keys"
+	rc := newHookReceiver(t, nil)
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 390, 844)
+	p.Viewport(390, 844)
+	p.WaitText("main", "No endpoints yet.")
+	p.TabToButton("Add endpoint")
+	p.Keys("\r")
+	p.WaitText("main h2", "Add an endpoint")
+	p.TabTo("input[type=url]")
+	p.Keys(rc.URL + "/keys")
+	p.TabTo("fieldset.events input[type=text]")
+	p.Keys("export.*\r")
+	p.WaitText("fieldset.events .patterns", "export.*")
+	p.TabToButton("Add endpoint")
+	p.Keys("\r")
+	p.WaitText("main", "Handshake succeeded")
+	p.TabToButton("Go to the endpoint")
+	p.Keys("\r")
+	p.WaitText("main dl.facts", "/keys")
+	unlabelled := browser.Eval[int](p, `[...document.querySelectorAll("main input, main select")].filter(i => i.labels.length === 0 && !i.getAttribute("aria-label")).length`)
+	if unlabelled != 0 {
+		t.Fatalf("%d form fields have no label", unlabelled)
+	}
+	if w := browser.Eval[int](p, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); w > 0 {
+		t.Fatalf("the page scrolls %d px sideways at 390 px", w)
+	}
+	p.Screenshot("portal-phone-endpoint")
+	p.Navigate(s.api + "/portal/")
+	p.WaitText("main table", "/keys")
+	if w := browser.Eval[int](p, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); w > 0 {
+		t.Fatalf("the list scrolls %d px sideways at 390 px", w)
+	}
+	p.Screenshot("portal-phone-list")
+	if eps := s.endpoints(tenant); len(eps) != 1 || eps[0]["url"] != rc.URL+"/keys" {
+		t.Fatalf("the API holds %v", eps)
+	}
+}
