@@ -27,12 +27,12 @@ import (
 // what a delivery gets back.
 type hookReceiver struct {
 	*httptest.Server
-	mu         sync.Mutex
-	bodies     [][]byte
-	heads      []http.Header
-	chHeads    []http.Header // challenge handshakes received
-	chBodies   [][]byte
-	answer     func(w http.ResponseWriter)
+	mu       sync.Mutex
+	bodies   [][]byte
+	heads    []http.Header
+	chHeads  []http.Header // challenge handshakes received
+	chBodies [][]byte
+	answer   func(w http.ResponseWriter)
 }
 
 func newHookReceiver(t *testing.T, answer func(w http.ResponseWriter)) *hookReceiver {
