@@ -238,6 +238,7 @@ func TestPortalJourney(t *testing.T) {
 	p.ClickButton("dialog[open]", "Rotate secret")
 	p.WaitText(".panel-slot", "New signing secret")
 	p.WaitText(".panel-slot", "The old secret keeps signing too until")
+	p.WaitText(".panel-slot", "every delivery is signed with the new secret")
 	rotated := browser.Eval[string](p, `document.querySelector(".panel-slot input.secret").value`)
 	if !strings.HasPrefix(rotated, "whsec_") || rotated == secret {
 		t.Fatalf("rotated secret %q", rotated)

@@ -227,12 +227,14 @@ async function rotate(ep, slot, rotated) {
   const secret = newSecret();
   const fresh = await call('POST', 'endpoints', { body: { endpoint_id: ep.endpoint_id, url: ep.url, events: ep.events, secret, version: ep.version } });
   rotated(fresh);
-  const until = fresh.previous_secret_expires_at;
+  const at = (iso) => new Date(iso).toLocaleString();
+  const steps = [];
+  if (fresh.secret_effective_at) steps.push(`From ${at(fresh.secret_effective_at)} (about 30 seconds from now) every delivery is signed with the new secret; until then some may still carry the old signature only.`);
+  if (fresh.previous_secret_expires_at) steps.push(`The old secret keeps signing too until ${at(fresh.previous_secret_expires_at)}: switch your receiver to the new one before then.`);
   replace(slot, el('div', { class: 'panel' },
     el('h3', { text: 'New signing secret' }),
-    secretOnce(secret, until
-      ? `The secret was rotated. The old secret keeps signing too until ${new Date(until).toLocaleString()}: update your receiver before then.`
-      : 'The secret was rotated.'),
+    secretOnce(secret, 'The secret was rotated. Make your receiver accept both secrets now, and drop the old one only after the first time below.'),
+    steps.map((t) => el('p', { class: 'rotation-step', text: t })),
     el('button', { type: 'button', class: 'secondary', text: 'Done', onclick: () => replace(slot) })));
   slot.querySelector('input.secret').focus();
 }
