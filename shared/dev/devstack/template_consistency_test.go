@@ -332,20 +332,19 @@ func templateEnvironment(doc map[string]any) map[string]bool {
 	return set
 }
 
-// readmeConfiguration maps each variable named in the first column of the README's
-// "Configuration" table to its row.
-func readmeConfiguration(t *testing.T) map[string]string {
+// readmeTable maps each backticked name in the first column of the table in the README's
+// section called heading to its row.
+func readmeTable(t *testing.T, heading string, name *regexp.Regexp) map[string]string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, found := strings.Cut(string(data), "\n## Configuration\n")
+	_, section, found := strings.Cut(string(data), "\n## "+heading+"\n")
 	if !found {
-		t.Fatal(`README.md has no "## Configuration" section`)
+		t.Fatalf("README.md has no %q section", "## "+heading)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
-	name := regexp.MustCompile("`([A-Z][A-Z0-9_]*)`")
 	rows := map[string]string{}
 	for _, line := range strings.Split(section, "\n") {
 		cells := strings.Split(line, "|")
@@ -357,9 +356,49 @@ func readmeConfiguration(t *testing.T) map[string]string {
 		}
 	}
 	if len(rows) == 0 {
-		t.Fatal(`README.md's "Configuration" section has no table of variables`)
+		t.Fatalf("README.md's %q section has no table", heading)
 	}
 	return rows
+}
+
+// readmeConfiguration maps each variable named in the README's configuration table to its row.
+func readmeConfiguration(t *testing.T) map[string]string {
+	t.Helper()
+	return readmeTable(t, "Configuration", regexp.MustCompile("`([A-Z][A-Z0-9_]*)`"))
+}
+
+// TestREADMELayoutMatchesTheTree: every Go package under shared/ and tools/ has its row in
+// the README's layout table, and every path the table names exists.
+func TestREADMELayoutMatchesTheTree(t *testing.T) {
+	root := repoRoot(t)
+	rows := readmeTable(t, "Layout", regexp.MustCompile("`([^`]+)`"))
+	for path := range rows {
+		if strings.Contains(path, "<") {
+			continue // a pattern, such as functions/<name>/main.go
+		}
+		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(path))); err != nil {
+			t.Errorf("the README's layout table names %s, which does not exist", path)
+		}
+	}
+	for _, top := range []string{"shared", "tools"} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return err
+			}
+			rel, err := filepath.Rel(root, filepath.Dir(p))
+			if err != nil {
+				return err
+			}
+			if _, ok := rows[filepath.ToSlash(rel)]; !ok {
+				t.Errorf("package %s has no row in the README's layout table", filepath.ToSlash(rel))
+				rows[filepath.ToSlash(rel)] = "reported"
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestConfigurationAgrees holds shared/config's declarations, template.yaml's function
