@@ -157,8 +157,10 @@ func RepoRoot() string {
 
 func findEmulator() (string, error) {
 	if u := os.Getenv("AWS_ENDPOINT_URL"); u != "" {
-		client := &http.Client{Timeout: 2 * time.Second}
-		for deadline := time.Now().Add(5 * time.Second); !devstack.Answers(u, client); time.Sleep(100 * time.Millisecond) {
+		// Generous: on a loaded machine (parallel test binaries on two cores) an emulator
+		// that is up can take seconds to answer, and giving up fails the whole package.
+		client := &http.Client{Timeout: 5 * time.Second}
+		for deadline := time.Now().Add(30 * time.Second); !devstack.Answers(u, client); time.Sleep(100 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				return "", fmt.Errorf("AWS_ENDPOINT_URL=%s does not answer", u)
 			}
