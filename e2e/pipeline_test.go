@@ -84,7 +84,11 @@ func (s *system) run() {
 	})
 }
 
-func newSystem(t *testing.T) *system {
+func newSystem(t *testing.T) *system { return newSystemServing(t) }
+
+// newSystemServing is newSystem with the API serving only the named routes (every route
+// when none are named), like a deployment that lacks some of them.
+func newSystemServing(t *testing.T, routes ...string) *system {
 	t.Helper()
 	stack := testenv.Stack(t, nil)
 	iss, err := devissuer.New("https://issuer.test/", "webhooks-e2e")
@@ -106,7 +110,7 @@ func newSystem(t *testing.T) *system {
 	awsCfg := testenv.AWSConfig(t)
 	logs := &testenv.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h, err := wiring.API(context.Background(), cfg, awsCfg, wiring.APIOptions{Logger: logger})
+	h, err := wiring.API(context.Background(), cfg, awsCfg, wiring.APIOptions{Logger: logger}, routes...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -555,3 +555,37 @@ func TestPortalKeyboardOnlyAtPhoneWidth(t *testing.T) {
 		t.Fatalf("the API holds %v", eps)
 	}
 }
+
+// TestPortalWithoutSelfServiceRoutes: on a service that offers only the contract's routes
+// and the delivery log and replay status, the portal still works: the event picker takes
+// typed patterns, the endpoint is found through the list, and an action whose route the
+// service lacks says so and disappears instead of failing obscurely.
+func TestPortalWithoutSelfServiceRoutes(t *testing.T) {
+	t.Parallel()
+	s := newSystemServing(t, api.RouteRegisterEndpoint, api.RouteListEndpoints, api.RouteStartReplay, api.RouteGetReplay, api.RouteListDeliveries)
+	const tenant = "portal-basic"
+	rc := newHookReceiver(t, nil)
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+	p.ClickButton("", "Add endpoint")
+	p.WaitText("fieldset.events", "The event catalog is not available on this service")
+	p.Type("input[type=url]", rc.URL+"/basic")
+	p.Type("fieldset.events input[type=text]", "export.*")
+	p.Keys("\r")
+	p.ClickButton("form", "Add endpoint")
+	p.WaitText("main", "Handshake succeeded")
+	p.ClickButton("", "Go to the endpoint")
+	p.WaitText("main dl.facts", "/basic")
+	for _, action := range []string{"Pause", "Send test event"} {
+		p.ClickButton(".action-area", action)
+		p.WaitText(".action-status", action+": This service does not offer this action yet.")
+		if n := browser.Eval[int](p, fmt.Sprintf(`[...document.querySelectorAll(".action-area button")].filter(b => !b.hidden && b.innerText.trim() === %q).length`, action)); n != 0 {
+			t.Fatalf("%s is still offered after the service said it lacks it", action)
+		}
+	}
+	if eps := s.endpoints(tenant); len(eps) != 1 || eps[0]["status"] != "active" {
+		t.Fatalf("the API holds %v", eps)
+	}
+	if ex := p.Exceptions(); len(ex) > 0 {
+		t.Fatalf("JavaScript exceptions: %v", ex)
+	}
+}
