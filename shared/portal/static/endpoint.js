@@ -92,7 +92,9 @@ function describe(ep) {
 }
 
 function actionButtons(ctx, state, { status, panel, redraw, refreshFacts, refreshLog }) {
-  const ep = state.ep;
+  // Handlers read the endpoint when clicked: a rotation or an edit since the buttons were
+  // drawn changed its version.
+  const ep = () => state.ep;
   const buttons = [];
   const button = (label, handler, cls = 'secondary') => {
     const b = el('button', { type: 'button', class: cls, text: label });
@@ -121,21 +123,21 @@ function actionButtons(ctx, state, { status, panel, redraw, refreshFacts, refres
   };
 
   if (session.can('write')) {
-    button('Edit', () => replace(panel, editForm(ep, panel, (fresh) => update(fresh, 'Saved.'))));
-    button('Rotate secret', () => rotate(ep, panel, (fresh) => {
+    button('Edit', () => replace(panel, editForm(ep(), panel, (fresh) => update(fresh, 'Saved.'))));
+    button('Rotate secret', () => rotate(ep(), panel, (fresh) => {
       state.ep = fresh; // the facts change; the panel with the new secret stays open
       refreshFacts();
     }));
-    if (ep.status === 'active') {
+    if (ep().status === 'active') {
       button('Pause', async () => {
-        const fresh = await call('POST', `endpoints/${ep.endpoint_id}/disable`, { body: {} });
+        const fresh = await call('POST', `endpoints/${ep().endpoint_id}/disable`, { body: {} });
         update(fresh, 'Paused: new events are recorded as skipped until you resume; nothing stored is lost.');
       });
     } else {
       button('Resume', async () => {
         replace(status, message('info', 'Checking your receiver: sending the challenge…'));
         try {
-          const fresh = await call('POST', `endpoints/${ep.endpoint_id}/enable`, { body: {} });
+          const fresh = await call('POST', `endpoints/${ep().endpoint_id}/enable`, { body: {} });
           update(fresh, 'Resumed: the handshake succeeded and deliveries continue. Replay what was skipped from the replay section.');
         } catch (err) {
           if (!(err instanceof ApiError) || err.field !== 'url') throw err;
@@ -146,19 +148,19 @@ function actionButtons(ctx, state, { status, panel, redraw, refreshFacts, refres
     button('Delete', async () => {
       const ok = await confirm({
         title: 'Delete this endpoint?',
-        body: [el('p', {}, 'Deliveries to ', el('span', { class: 'mono', text: ep.url }), ' stop at once and queued ones are skipped. This cannot be undone; you can register the URL again later as a new endpoint.')],
+        body: [el('p', {}, 'Deliveries to ', el('span', { class: 'mono', text: ep().url }), ' stop at once and queued ones are skipped. This cannot be undone; you can register the URL again later as a new endpoint.')],
         confirmLabel: 'Delete endpoint',
         danger: true,
       });
       if (!ok) return;
-      await call('DELETE', `endpoints/${ep.endpoint_id}`, { query: { version: ep.version } });
+      await call('DELETE', `endpoints/${ep().endpoint_id}`, { query: { version: ep().version } });
       ctx.navigate({});
     }, 'danger');
   }
   if (session.can('replay')) {
     button('Send test event', async () => {
       replace(status, message('info', 'Sending a test event…'));
-      const attempt = await call('POST', `endpoints/${ep.endpoint_id}/test`, { body: {} });
+      const attempt = await call('POST', `endpoints/${ep().endpoint_id}/test`, { body: {} });
       replace(status);
       replace(panel, testResult(attempt));
       refreshLog();
