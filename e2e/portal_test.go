@@ -249,6 +249,17 @@ func TestPortalJourney(t *testing.T) {
 		t.Fatalf("previous secret valid for %s, want the 24 h grace (%v)", d, ep)
 	}
 	p.Screenshot("portal-rotated")
+	// Editing after the rotation sends the rotated version, not the one the buttons saw.
+	p.ClickButton(".panel-slot", "Done")
+	p.ClickButton(".action-area", "Edit")
+	p.Type("form.panel fieldset.events input[type=text]", "export.failed")
+	p.ClickButton("form.panel", "Add pattern")
+	p.ClickButton("form.panel", "Save")
+	p.WaitText(".action-status", "Saved.")
+	if ep := s.endpoints(tenant)[0]; fmt.Sprint(ep["events"]) != "[export.done export.failed import.*]" {
+		t.Fatalf("after the second edit the API holds %v", ep)
+	}
+
 	// The rotation's handshake was signed with the secret the page showed (deliveries pick
 	// it up within the deliver function's 30 s cache; during the grace the old one signs too).
 	if !rc.lastChallengeVerifies(t, rotated) {
