@@ -1,8 +1,9 @@
 // Package browser drives a real headless Chromium (Debian's chromium package, installed by
 // `make browser`) from Go tests with chromedp, the way a person uses a page: clicking,
 // typing, pressing Tab and Enter, and reading what is shown. It records every uncaught
-// JavaScript exception and console message (Content-Security-Policy violations included) so
-// tests can assert a page ran cleanly, and writes screenshots under build/screenshots.
+// JavaScript exception (a test fails if its page threw one) and console message
+// (Content-Security-Policy violations included), and writes screenshots under
+// build/screenshots.
 //
 // Without a browser, tests that ask for one are skipped, or fail when
 // WEBHOOKS_REQUIRE_BROWSER=1 (make test sets it).
@@ -91,6 +92,10 @@ func Open(t testing.TB, width, height int) *Page {
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
+		// Whatever else a test checks, the page must not have thrown.
+		if ex := p.Exceptions(); len(ex) > 0 {
+			t.Errorf("uncaught JavaScript exceptions in the page:\n%s", strings.Join(ex, "\n"))
+		}
 	})
 	// The first call starts the browser; it must not carry a timeout (that would stop it).
 	if _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); err != nil {
