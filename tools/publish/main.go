@@ -1,13 +1,14 @@
-// Command publish sends one sample platform event to the IngestQueue, the way a platform
-// producer does, and prints its id on stdout:
+// Command publish sends sample platform events to the IngestQueue through the producer
+// client platform producers use (shared/producer: batches of up to 10 per
+// SendMessageBatch), and prints their ids on stdout:
 //
-//	go run ./tools/publish [-tenant demo-tenant] [-type export.done] [-data '{"rows":3}'] [-id evt_…] [-queue URL]
+//	go run ./tools/publish [-tenant demo-tenant] [-type export.done] [-data '{"rows":3}'] [-id evt_…] [-n 1] [-queue URL]
 //
 // `make publish ARGS='-type export.failed'` runs it against `make dev`. The queue is -queue,
 // else $WEBHOOKS_INGEST_QUEUE_URL, else the one `make dev` recorded in .local/dev.env. The
 // AWS configuration is the SDK's default one; AWS_ENDPOINT_URL, when not set in the
 // environment, also comes from .local/dev.env, so the event goes to the local emulator.
-// The envelope is validated with the ingest function's own rules before it is sent.
+// Each envelope is validated with the ingest function's own rules before it is sent.
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,7 +32,7 @@ import (
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/domain"
-	"github.com/datajetty/webhooks/shared/eventtypes"
+	"github.com/datajetty/webhooks/shared/producer"
 	"github.com/datajetty/webhooks/tools/internal/devenv"
 )
 
@@ -47,7 +49,8 @@ func main() {
 	flag.StringVar(&o.tenant, "tenant", "demo-tenant", "tenant id")
 	flag.StringVar(&o.typ, "type", "export.done", "event type")
 	flag.StringVar(&o.data, "data", defaultData, "event data (JSON)")
-	flag.StringVar(&o.id, "id", "", "event id (default: a new evt_… id)")
+	flag.StringVar(&o.id, "id", "", "event id (default: a new evt_… id); with -n > 1, the ids are <id>-1, <id>-2, …")
+	flag.IntVar(&o.n, "n", 1, "number of events to publish (batched 10 per SendMessageBatch)")
 	flag.StringVar(&o.queue, "queue", "", "IngestQueue URL (default: $"+config.IngestQueueURL.Name+", else .local/dev.env from make dev)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -65,10 +68,11 @@ func main() {
 
 type options struct {
 	tenant, typ, data, id, queue string
+	n                            int
 }
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	body, id, err := envelope(o, time.Now())
+	evs, err := events(o, time.Now())
 	if err != nil {
 		return err
 	}
@@ -111,49 +115,57 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		queue = aws.ToString(out.QueueUrl)
 	}
 
-	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{
-		QueueUrl:    aws.String(queue),
-		MessageBody: aws.String(string(body)),
-	}); err != nil {
-		return fmt.Errorf("send to %s: %w", queue, err)
+	p := producer.New(client, queue, producer.Options{Timeout: 30 * time.Second})
+	errs := make([]error, len(evs))
+	var wg sync.WaitGroup
+	for i := range evs {
+		wg.Go(func() { errs[i] = p.Publish(ctx, evs[i]) })
 	}
-	fmt.Fprintf(stderr, "published %s for tenant %s to %s\n", o.typ, o.tenant, queue)
-	fmt.Fprintln(stdout, id)
+	wg.Wait()
+	_ = p.Close()
+	sent := 0
+	for i, err := range errs {
+		if err != nil {
+			fmt.Fprintf(stderr, "event %s not published: %v\n", evs[i].ID, err)
+			continue
+		}
+		sent++
+		fmt.Fprintln(stdout, evs[i].ID)
+	}
+	fmt.Fprintf(stderr, "published %d %s event(s) for tenant %s to %s\n", sent, o.typ, o.tenant, queue)
+	if sent < len(evs) {
+		return fmt.Errorf("%d of %d events not published", len(evs)-sent, len(evs))
+	}
 	return nil
 }
 
-// envelope builds the ingest envelope {"id","tenant_id","type","occurred_at","data"} and
-// checks it as the ingest function will.
-func envelope(o options, now time.Time) (body []byte, id string, err error) {
-	id = o.id
+// events builds the events to publish and checks each as the ingest function will.
+func events(o options, now time.Time) ([]domain.Event, error) {
+	if o.n < 1 {
+		return nil, fmt.Errorf("-n must be at least 1, not %d", o.n)
+	}
+	if !json.Valid([]byte(o.data)) {
+		return nil, fmt.Errorf("-data is not valid JSON: %s", o.data)
+	}
+	id := o.id
 	if id == "" {
 		var b [12]byte
 		if _, err := rand.Read(b[:]); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		id = "evt_" + hex.EncodeToString(b[:])
 	}
-	if !json.Valid([]byte(o.data)) {
-		return nil, "", fmt.Errorf("-data is not valid JSON: %s", o.data)
+	evs := make([]domain.Event, o.n)
+	for i := range evs {
+		evs[i] = domain.Event{ID: id, TenantID: o.tenant, Type: o.typ, OccurredAt: now, Data: json.RawMessage(o.data)}
+		if o.n > 1 {
+			evs[i].ID = fmt.Sprintf("%s-%d", id, i+1)
+		}
+		if _, err := producer.Envelope(evs[i], now); err != nil {
+			return nil, fmt.Errorf("the ingest function would reject this event: %w", err)
+		}
 	}
-	body, err = json.Marshal(struct {
-		ID         string          `json:"id"`
-		TenantID   string          `json:"tenant_id"`
-		Type       string          `json:"type"`
-		OccurredAt string          `json:"occurred_at"`
-		Data       json.RawMessage `json:"data"`
-	}{id, o.tenant, o.typ, now.UTC().Format(time.RFC3339Nano), json.RawMessage(o.data)})
-	if err != nil {
-		return nil, "", err
-	}
-	e, err := domain.ParseEvent(body)
-	if err == nil {
-		err = eventtypes.Builtin().CheckEvent(e, false)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("the ingest function would reject this event: %w", err)
-	}
-	return body, id, nil
+	return evs, nil
 }
 
 // readDevEnv reads the environment `make dev` recorded (devenv.FileName); no repository
