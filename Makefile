@@ -57,7 +57,7 @@ STACK ?= datajetty-webhooks
 
 SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
-.PHONY: help venv tools browser build lint test bench dev publish receiver clean emulator-start emulator-stop \
+.PHONY: help venv tools browser build lint test bench cost dev publish receiver clean emulator-start emulator-stop \
 	build-RegisterEndpointFunction build-ListEndpointsFunction build-ReplayFunction build-GetReplayFunction \
 	build-ListDeliveriesFunction build-ListEventTypesFunction build-PortalFunction build-IngestFunction build-DeliverFunction build-ReplayWorkerFunction
 
@@ -193,6 +193,15 @@ lint: $(VENV_STAMP) $(STATICCHECK_STAMP) ## gofmt, go vet, staticcheck, cfn-lint
 
 bench: $(VENV_STAMP) ## Run Go benchmarks (no tests); emulator-backed ones start their own moto
 	go test -run '^$$' -bench . -benchmem ./...
+
+cost: $(VENV_STAMP) ## Count AWS calls and capacity per delivery against the emulator, price them, regenerate docs/performance.md's cost section [SCENARIO=name: one, no doc]
+	@if curl -s -o /dev/null $(MOTO_URL)/moto-api/; then \
+		echo "using the emulator already answering on $(MOTO_URL)" >&2; \
+	else \
+		$(MAKE) --no-print-directory emulator-start >&2 || exit 1; \
+		trap '$(MAKE) --no-print-directory emulator-stop >&2' EXIT; \
+	fi; \
+	$(TEST_ENV) go run ./tools/cost $(if $(SCENARIO),-scenario '$(SCENARIO)',-write docs/performance.md)
 
 # ------------------------------------------------------------------ dev
 

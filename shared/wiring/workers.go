@@ -3,6 +3,7 @@ package wiring
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,6 +37,9 @@ type SQSHandler func(context.Context, events.SQSEvent) (events.SQSEventResponse,
 type WorkerOptions struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Emitter
+	// Now is the deliver function's clock (time.Now when nil): attempt times, signatures'
+	// timestamps, the endpoint cache. The cost measurement runs it on a simulated clock.
+	Now func() time.Time
 }
 
 func (o WorkerOptions) logger() *slog.Logger {
@@ -120,6 +124,7 @@ func Deliver(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler,
 		Client:     ssrf.NewClient(ssrf.Policy{AllowPrivate: cfg.AllowPrivateTargets}, opts.AttemptTimeout),
 		Logger:     o.logger(),
 		Metrics:    o.Metrics,
+		Now:        o.Now,
 		Options:    opts,
 	}, o)
 }

@@ -80,12 +80,49 @@ func (m *Meter) get(ctx context.Context, table string, key item) (item, error) {
 	return out.Item, nil
 }
 
+// readBefore reads the items the writes will touch (or a read reads), as stored before the
+// call: one GetItem for a single item, BatchGetItem for several.
+func (m *Meter) readBefore(ctx context.Context, ws []*write) error {
+	if len(ws) == 1 {
+		var err error
+		ws[0].before, err = m.get(ctx, ws[0].table, ws[0].key)
+		return err
+	}
+	for start := 0; start < len(ws); start += 100 {
+		chunk := ws[start:min(start+100, len(ws))]
+		req := map[string]types.KeysAndAttributes{}
+		for _, w := range chunk {
+			ka := req[w.table]
+			ka.Keys, ka.ConsistentRead = append(ka.Keys, w.key), aws.Bool(true)
+			req[w.table] = ka
+		}
+		for len(req) > 0 {
+			out, err := m.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return fmt.Errorf("read items before a write: %w", err)
+			}
+			for table, items := range out.Responses {
+				for _, it := range items {
+					for _, w := range chunk {
+						if w.table == table && sameValues(w.key, it, keyNames(w.key)) {
+							w.before = it
+						}
+					}
+				}
+			}
+			req = out.UnprocessedKeys
+		}
+	}
+	return nil
+}
+
 // write is one item a write call touches.
 type write struct {
 	table  string
 	key    item
 	txn    bool // part of a TransactWriteItems
 	check  bool // a ConditionCheck: reads the item, changes nothing
+	put    item // the whole new item, for a put: what is stored after it succeeds
 	before item
 }
 
@@ -100,16 +137,17 @@ func (m *Meter) dynamoDB(ctx context.Context, op string, params any) func(any, e
 			fail = errors.Join(fail, err)
 			return
 		}
-		key := keyOrItem
+		w := &write{table: table, key: keyOrItem, txn: txn, check: check}
 		if isItem {
-			key = ti.keyOf(keyOrItem)
-		}
-		w := &write{table: table, key: key, txn: txn, check: check}
-		if w.before, err = m.get(ctx, table, key); err != nil {
-			fail = errors.Join(fail, err)
+			w.key, w.put = ti.keyOf(keyOrItem), keyOrItem
 		}
 		writes = append(writes, w)
 	}
+	defer func() {
+		if len(writes) > 0 {
+			fail = errors.Join(fail, m.readBefore(ctx, writes))
+		}
+	}()
 	switch in := params.(type) {
 	case *dynamodb.PutItemInput:
 		addWrite(aws.ToString(in.TableName), in.Item, true, false, false)
@@ -204,6 +242,8 @@ func (m *Meter) measureWrite(ctx context.Context, w *write, callErr error) (Tall
 	var tce *types.TransactionCanceledException
 	after := w.before
 	switch {
+	case callErr == nil && w.put != nil:
+		after = w.put
 	case callErr == nil && !w.check:
 		var err error
 		if after, err = m.get(ctx, w.table, w.key); err != nil {
@@ -338,13 +378,16 @@ func (m *Meter) readItems(ctx context.Context, table string, keys []item, consis
 	if callErr != nil {
 		return []measured{ms}
 	}
-	for _, k := range keys {
-		it, err := m.get(ctx, table, k)
-		if err != nil {
-			ms.err = errors.Join(ms.err, err)
-			continue
-		}
-		ms.t.ReadUnits += factor * readUnits(ItemSize(it), consistent)
+	ws := make([]*write, len(keys))
+	for i, k := range keys {
+		ws[i] = &write{table: table, key: k}
+	}
+	if err := m.readBefore(ctx, ws); err != nil {
+		ms.err = err
+		return []measured{ms}
+	}
+	for _, w := range ws {
+		ms.t.ReadUnits += factor * readUnits(ItemSize(w.before), consistent)
 	}
 	return []measured{ms}
 }

@@ -19,6 +19,8 @@ type Template struct {
 	Resources  map[string]Resource
 	// GlobalEnv is Globals.Function.Environment.Variables (unresolved).
 	GlobalEnv map[string]any
+	// GlobalFunction is Globals.Function: the properties every function inherits.
+	GlobalFunction map[string]any
 }
 
 type parameter struct {
@@ -92,7 +94,8 @@ func parseTemplate(data []byte) (*Template, error) {
 		}
 		t.Resources[id] = r
 	}
-	env := asMap(asMap(asMap(asMap(doc["Globals"])["Function"])["Environment"])["Variables"])
+	t.GlobalFunction = asMap(asMap(doc["Globals"])["Function"])
+	env := asMap(asMap(t.GlobalFunction["Environment"])["Variables"])
 	for k, v := range env {
 		t.GlobalEnv[k] = v
 	}

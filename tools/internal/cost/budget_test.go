@@ -1,0 +1,60 @@
+package cost
+
+import (
+	"context"
+	"testing"
+
+	"github.com/datajetty/webhooks/shared/dev/testenv"
+)
+
+// budget is the most each counted quantity may reach per delivery. Lower it when a change
+// makes delivery cheaper; raising it needs a reason in the commit (a cost regression is a
+// red build, not a surprise on the bill).
+type budget struct {
+	scenario string
+	events   int // the budget run's size (smaller than make cost's, so cold starts weigh more)
+	max      Totals
+}
+
+var budgets = []budget{
+	{
+		// 20 batches over 10 tenants' endpoints on 2 deliver instances.
+		scenario: Typical, events: 200,
+		max: Totals{Calls: 4.9, WRU: 6, RRU: 0.6, SQS: 0.6, KMS: 0.1, Invocations: 0.2},
+	},
+	{
+		// Every event alone, for a tenant never seen before: the cold path.
+		scenario: "low-traffic", events: 20,
+		max: Totals{Calls: 13, WRU: 6, RRU: 1.5, SQS: 6, KMS: 1, Invocations: 2},
+	},
+}
+
+func TestCostBudget(t *testing.T) {
+	base := testenv.AWSConfig(t)
+	for _, b := range budgets {
+		t.Run(b.scenario, func(t *testing.T) {
+			sc, err := Find(b.scenario)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc.Events = b.events
+			res, err := Run(context.Background(), base, testenv.RepoRoot(), sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := Price(res, Prices).Totals()
+			t.Logf("%s, %d deliveries, per delivery: %+v", sc.Name, res.Deliveries, got)
+			check := func(what string, got, max float64) {
+				if got > max+1e-9 {
+					t.Errorf("%s per delivery: %.4f, over the budget of %.4f", what, got, max)
+				}
+			}
+			check("AWS requests", got.Calls, b.max.Calls)
+			check("DynamoDB write units", got.WRU, b.max.WRU)
+			check("DynamoDB read units", got.RRU, b.max.RRU)
+			check("SQS billed requests", got.SQS, b.max.SQS)
+			check("KMS requests", got.KMS, b.max.KMS)
+			check("Lambda invocations", got.Invocations, b.max.Invocations)
+		})
+	}
+}
