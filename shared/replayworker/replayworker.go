@@ -2,9 +2,13 @@
 // tenant's stored events from the replay's From up to its Until (the moment the replay was
 // requested), keeps those the endpoint subscribes to, and enqueues them as delivery jobs.
 //
-// Progress is checkpointed in the replay record after every page, always after the page's
-// jobs are on the DeliveryQueue: a crash or timeout resumes from the last checkpoint, so no
-// event is skipped and at most one page is sent twice (receivers de-duplicate on
+// Jobs go out in full SendMessageBatch calls only: the jobs of a page that do not fill a
+// batch are carried over to the next page, and only the last page of the range (or the last
+// before a hand-on) sends a short batch. Progress is checkpointed in the replay record after
+// each send, always after the jobs are on the DeliveryQueue and never past a job that is
+// not: the saved cursor is the position right after the last event sent (the page's end
+// when nothing is carried). A crash or timeout resumes from the last checkpoint, so no
+// event is skipped and at most one send's jobs are sent twice (receivers de-duplicate on
 // webhook-id, which is the event id). A replay that would outlast the Lambda invocation is
 // handed on to a fresh one through a new ReplayQueue message.
 package replayworker
@@ -46,6 +50,9 @@ type EventPager interface {
 	// Page returns up to limit events with from <= occurred_at < until, resuming after
 	// cursor ("" = from the start); next is "" when there are no more.
 	Page(ctx context.Context, tenantID string, from, until time.Time, cursor string, limit int) (evs []domain.Event, next string, err error)
+	// After returns the cursor that resumes a Page walk right after e, one of the events a
+	// Page returned: a caller that used a page only up to e continues from there.
+	After(e domain.Event) string
 }
 
 // JobSender enqueues delivery jobs (shared/queue.DeliveryJobs).
@@ -78,6 +85,7 @@ type Deps struct {
 // Defaults of Options.
 const (
 	DefaultPageSize       = 100
+	DefaultBatchSize      = 10
 	DefaultDeadlineMargin = 30 * time.Second
 	// DefaultMaxReceives matches the ReplayQueue's maxReceiveCount in template.yaml.
 	DefaultMaxReceives = 5
@@ -85,8 +93,11 @@ const (
 
 // Options tunes the worker; zero values take the defaults.
 type Options struct {
-	// PageSize is how many events are read per page (and so per checkpoint).
+	// PageSize is how many events are read per page (at most one checkpoint per page).
 	PageSize int
+	// BatchSize is the number of jobs in a full SendMessageBatch call (SQS allows 10): the
+	// worker sends multiples of it and carries the rest to the next page.
+	BatchSize int
 	// DeadlineMargin is how long before the invocation's deadline the worker stops paging
 	// and hands the replay on. It must exceed the time one page takes.
 	DeadlineMargin time.Duration
@@ -113,6 +124,9 @@ func New(d Deps) (*Handler, error) {
 	h := &Handler{d: d, opts: d.Options, now: d.Now, log: d.Logger}
 	if h.opts.PageSize <= 0 {
 		h.opts.PageSize = DefaultPageSize
+	}
+	if h.opts.BatchSize <= 0 {
+		h.opts.BatchSize = DefaultBatchSize
 	}
 	if h.opts.DeadlineMargin <= 0 {
 		h.opts.DeadlineMargin = DefaultDeadlineMargin
@@ -231,29 +245,46 @@ func (h *Handler) run(ctx context.Context, inv *invocation, log *slog.Logger, jo
 	} else {
 		log.InfoContext(ctx, "replay resumed", "enqueued", r.Enqueued)
 	}
+	// carry holds the jobs read but not sent yet (fewer than a batch); read is where the
+	// next page starts. r.Cursor is what was checkpointed: every matching event before it
+	// is on the queue, none after it.
+	var carry []domain.DeliveryJob
+	read := r.Cursor
 	for {
 		if inv.handOn() {
+			// The carried jobs go out now, even as a short batch, so the next invocation
+			// starts after them: a sparse subscription can never stall a replay.
+			if !h.send(ctx, log, &r, carry, read) {
+				return &r, false
+			}
+			if cont, ack := h.checkpoint(ctx, log, r); !cont {
+				return &r, ack
+			}
 			return &r, h.continueLater(ctx, log, r.TenantID, r.ID, r.Enqueued)
 		}
-		evs, next, err := h.d.Events.Page(ctx, r.TenantID, r.From, r.Until, r.Cursor, h.opts.PageSize)
+		evs, next, err := h.d.Events.Page(ctx, r.TenantID, r.From, r.Until, read, h.opts.PageSize)
 		if err != nil {
 			log.ErrorContext(ctx, "read events", "enqueued", r.Enqueued, "error", err)
 			return &r, false
 		}
-		jobs := deliveryJobs(ep, r.ID, evs)
-		if len(jobs) > 0 {
-			failed, err := h.d.Jobs.Send(ctx, jobs)
-			if err != nil || len(failed) > 0 {
-				// The cursor stays before this page: the retry sends it again, so
-				// nothing is skipped.
-				log.ErrorContext(ctx, "enqueue delivery jobs", "enqueued", r.Enqueued, "page_jobs", len(jobs), "failed_jobs", len(failed), "error", err)
-				return &r, false
-			}
-		}
 		inv.pages++
-		r.Enqueued += int64(len(jobs))
-		h.d.Metrics.Add(metrics.ReplayEventsEnqueued, float64(len(jobs)))
-		r.Cursor = next
+		read = next
+		carry = append(carry, deliveryJobs(ep, r.ID, evs)...)
+		n := len(carry)
+		if next != "" {
+			n -= n % h.opts.BatchSize // full batches only; the rest waits for the next page
+		}
+		if n == 0 && next != "" && len(carry) > 0 {
+			continue // nothing sent, so nothing new to checkpoint
+		}
+		resume := read
+		if n < len(carry) {
+			resume = h.d.Events.After(carry[n-1].Event)
+		}
+		if !h.send(ctx, log, &r, carry[:n], resume) {
+			return &r, false
+		}
+		carry = append(carry[:0], carry[n:]...)
 		if next == "" {
 			r.Status = domain.ReplayCompleted
 			if err := h.d.Replays.FinishReplay(ctx, r, h.now().UTC()); err != nil {
@@ -266,8 +297,26 @@ func (h *Handler) run(ctx context.Context, inv *invocation, log *slog.Logger, jo
 		if cont, ack := h.checkpoint(ctx, log, r); !cont {
 			return &r, ack
 		}
-		log.DebugContext(ctx, "replay checkpoint", "enqueued", r.Enqueued, "page_jobs", len(jobs))
+		log.DebugContext(ctx, "replay checkpoint", "enqueued", r.Enqueued, "sent", n, "carried", len(carry))
 	}
+}
+
+// send enqueues jobs (all of one SendMessageBatch wave) and, once they are all on the
+// queue, advances r to the cursor resume, the position right after the last of them. It
+// reports whether that worked; if not, r is unchanged, so the retry sends them again and
+// nothing is skipped.
+func (h *Handler) send(ctx context.Context, log *slog.Logger, r *domain.Replay, jobs []domain.DeliveryJob, resume string) bool {
+	if len(jobs) > 0 {
+		failed, err := h.d.Jobs.Send(ctx, jobs)
+		if err != nil || len(failed) > 0 {
+			log.ErrorContext(ctx, "enqueue delivery jobs", "enqueued", r.Enqueued, "page_jobs", len(jobs), "failed_jobs", len(failed), "error", err)
+			return false
+		}
+	}
+	r.Enqueued += int64(len(jobs))
+	h.d.Metrics.Add(metrics.ReplayEventsEnqueued, float64(len(jobs)))
+	r.Cursor = resume
+	return true
 }
 
 // checkpoint saves r's progress and renews the endpoint's lock. cont says whether the

@@ -1,6 +1,7 @@
 package replayworker_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,9 +17,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/dev/localsqs"
@@ -40,8 +43,12 @@ var (
 	_ replayworker.Continuer      = (*queue.ReplayJobs)(nil)
 )
 
-// pageSize is small so a few events make several pages and checkpoints.
-const pageSize = 3
+// pageSize and batchSize are small so a few events make several pages, sends and
+// checkpoints, and jobs are carried from page to page.
+const (
+	pageSize  = 3
+	batchSize = 2
+)
 
 const (
 	tenant      = "tenant-a"
@@ -108,7 +115,9 @@ func (f *fixture) deps() replayworker.Deps {
 }
 
 func (f *fixture) handler(d replayworker.Deps) *replayworker.Handler {
-	d.Options = replayworker.Options{PageSize: pageSize}
+	if d.Options == (replayworker.Options{}) {
+		d.Options = replayworker.Options{PageSize: pageSize, BatchSize: batchSize}
+	}
 	d.Logger = slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h, err := replayworker.New(d)
 	if err != nil {
@@ -377,16 +386,27 @@ func (p *pageRecorder) count() int {
 	return len(p.pages)
 }
 
-// failingSender sends the first job of the failAt-th page and reports the rest failed, as
-// a SendMessageBatch whose retries ran out would.
-type failingSender struct {
+// sendRecorder remembers the event ids of every Send. On its failAt-th Send (counting
+// from 1; 0: never) it sends only the first job and reports the rest failed, as a
+// SendMessageBatch whose retries ran out would.
+type sendRecorder struct {
 	replayworker.JobSender
-	pages  *pageRecorder
 	failAt int
+
+	mu    sync.Mutex
+	sends [][]string
 }
 
-func (s *failingSender) Send(ctx context.Context, jobs []domain.DeliveryJob) ([]domain.DeliveryJob, error) {
-	if s.pages.count() != s.failAt {
+func (s *sendRecorder) Send(ctx context.Context, jobs []domain.DeliveryJob) ([]domain.DeliveryJob, error) {
+	s.mu.Lock()
+	var ids []string
+	for _, j := range jobs {
+		ids = append(ids, j.Event.ID)
+	}
+	s.sends = append(s.sends, ids)
+	n := len(s.sends)
+	s.mu.Unlock()
+	if n != s.failAt {
 		return s.JobSender.Send(ctx, jobs)
 	}
 	if _, err := s.JobSender.Send(ctx, jobs[:1]); err != nil {
@@ -395,37 +415,71 @@ func (s *failingSender) Send(ctx context.Context, jobs []domain.DeliveryJob) ([]
 	return jobs[1:], nil
 }
 
-// crashingStore fails the checkpoint after the crashAt-th page: the page's jobs are on the
-// queue but the cursor is not saved, as when the function dies between the two.
+func (s *sendRecorder) last() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sends[len(s.sends)-1]
+}
+
+// crashingStore fails the crashAt-th checkpoint after the one that marks the replay
+// running: the sent jobs are on the queue but the cursor is not saved, as when the
+// function dies between the two.
 type crashingStore struct {
 	replayworker.ReplayStore
-	pages   *pageRecorder
 	crashAt int
+
+	mu    sync.Mutex
+	calls int
 }
 
 func (s *crashingStore) UpdateProgress(ctx context.Context, r domain.Replay, leaseUntil, now time.Time) error {
-	if s.pages.count() == s.crashAt {
+	s.mu.Lock()
+	s.calls++
+	crash := s.calls == s.crashAt+1
+	s.mu.Unlock()
+	if crash {
 		return errors.New("simulated crash before the checkpoint")
 	}
 	return s.ReplayStore.UpdateProgress(ctx, r, leaseUntil, now)
 }
 
-// TestReplayResumesWithoutGaps interrupts a replay on its third page and re-runs the
-// same job: every matching event is enqueued, and only the interrupted page's events may
-// be enqueued twice.
+// rest walks the events from r's saved cursor to the end of its range and returns the ids
+// of those f.ep subscribes to: what a resumed run will send.
+func (f *fixture) rest(t *testing.T, r domain.Replay) []string {
+	t.Helper()
+	var out []string
+	cursor := r.Cursor
+	for {
+		evs, next, err := f.events.Page(context.Background(), tenant, r.From, r.Until, cursor, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if f.ep.Subscribes(e.Type) {
+				out = append(out, e.ID)
+			}
+		}
+		if next == "" {
+			return out
+		}
+		cursor = next
+	}
+}
+
+// TestReplayResumesWithoutGaps interrupts a replay at its third send and re-runs the same
+// job: every matching event is enqueued, the checkpoint covers exactly the jobs on the
+// queue, and only the interrupted send's jobs may be enqueued twice.
 func TestReplayResumesWithoutGaps(t *testing.T) {
 	t.Parallel()
-	const failPage = 3
+	const failAt = 3
 	for _, tc := range []struct {
 		name string
 		// wrap installs the failure on the first run's adapters.
-		wrap func(d *replayworker.Deps, pages *pageRecorder)
+		wrap func(d *replayworker.Deps, sends *sendRecorder)
 	}{
-		{"send fails", func(d *replayworker.Deps, pages *pageRecorder) {
-			d.Jobs = &failingSender{JobSender: d.Jobs, pages: pages, failAt: failPage}
-		}},
-		{"crash between send and checkpoint", func(d *replayworker.Deps, pages *pageRecorder) {
-			d.Replays = &crashingStore{ReplayStore: d.Replays, pages: pages, crashAt: failPage}
+		{"send fails", func(d *replayworker.Deps, sends *sendRecorder) { sends.failAt = failAt }},
+		{"crash between send and checkpoint", func(d *replayworker.Deps, sends *sendRecorder) {
+			d.Replays = &crashingStore{ReplayStore: d.Replays, crashAt: failAt}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -436,55 +490,64 @@ func TestReplayResumesWithoutGaps(t *testing.T) {
 			want := f.seed(t, from, f.now)
 			r, msg := f.start(t, from, f.now)
 
-			pages := &pageRecorder{EventPager: f.events}
 			d := f.deps()
-			d.Events = pages
-			tc.wrap(&d, pages)
+			sends := &sendRecorder{JobSender: d.Jobs}
+			d.Jobs = sends
+			tc.wrap(&d, sends)
 			if failed := handle(t, ctx, f.handler(d), msg); !slices.Equal(failed, []string{msg.MessageId}) {
 				t.Fatalf("failed items %v, want the job %s reported failed", failed, msg.MessageId)
 			}
-			if pages.count() != failPage {
-				t.Fatalf("the worker read %d pages, want it to stop at page %d", pages.count(), failPage)
+			if len(sends.sends) != failAt {
+				t.Fatalf("the worker made %d sends, want it to stop at send %d", len(sends.sends), failAt)
 			}
 			first := f.delivered(t)
 			got := f.replay(t, r.ID)
-			if got.Status != domain.ReplayRunning || got.Cursor != pages.pages[failPage-2].next {
-				t.Errorf("after the failure: status %s cursor %q, want running with the cursor after page %d (%q)", got.Status, got.Cursor, failPage-1, pages.pages[failPage-2].next)
+			if got.Status != domain.ReplayRunning || got.Cursor == "" {
+				t.Errorf("after the failure: status %s cursor %q, want running with a checkpoint", got.Status, got.Cursor)
 			}
-			var before int64
-			for _, pg := range pages.pages[:failPage-1] {
-				for _, id := range pg.ids {
-					if slices.ContainsFunc(want, func(e domain.Event) bool { return e.ID == id }) {
-						before++
-					}
+			// The checkpoint is exact: the events before its cursor are the ones it counts
+			// as enqueued, and they are all on the queue.
+			inOrder := slices.Clone(want)
+			slices.SortFunc(inOrder, func(a, b domain.Event) int {
+				return cmp.Or(a.OccurredAt.Compare(b.OccurredAt), strings.Compare(a.ID, b.ID))
+			})
+			var wantIDs []string
+			for _, e := range inOrder {
+				wantIDs = append(wantIDs, e.ID)
+			}
+			if rest := f.rest(t, got); !slices.Equal(rest, wantIDs[got.Enqueued:]) {
+				t.Errorf("after the failure: enqueued %d and the cursor resumes at %v, want %v", got.Enqueued, rest, wantIDs[got.Enqueued:])
+			}
+			checkpointed := 0
+			for _, ids := range sends.sends[:failAt-1] {
+				if len(ids)%batchSize != 0 {
+					t.Errorf("a send before the last page had %d jobs, not whole batches of %d", len(ids), batchSize)
 				}
+				checkpointed += len(ids)
 			}
-			if got.Enqueued != before {
-				t.Errorf("after the failure: enqueued %d, want the %d jobs of the checkpointed pages", got.Enqueued, before)
+			if int(got.Enqueued) != checkpointed {
+				t.Errorf("after the failure: enqueued %d, want the %d jobs of the checkpointed sends", got.Enqueued, checkpointed)
 			}
 			if err := f.startAnother(); !errors.Is(err, domain.ErrConflict) {
 				t.Errorf("another replay could start while this one is unfinished: %v", err)
 			}
 
 			// SQS redelivers the job; the worker resumes from the checkpoint.
+			interrupted := sends.last()
 			msg.Attributes["ApproximateReceiveCount"] = "2"
 			if failed := handle(t, ctx, f.handler(f.deps()), msg); len(failed) != 0 {
 				t.Fatalf("resumed run: failed items %v", failed)
 			}
 			second := f.delivered(t)
 			count := checkJobs(t, f, r, append(first, second...), want)
-			interrupted := pages.pages[failPage-1].ids
 			dups := 0
 			for id, n := range count {
 				if n > 1 {
 					dups += n - 1
 					if n > 2 || !slices.Contains(interrupted, id) {
-						t.Errorf("event %s enqueued %d times; only the interrupted page %v may be sent twice", id, n, interrupted)
+						t.Errorf("event %s enqueued %d times; only the interrupted send %v may be sent twice", id, n, interrupted)
 					}
 				}
-			}
-			if dups > pageSize {
-				t.Errorf("%d duplicate jobs, more than one page (%d)", dups, pageSize)
 			}
 			t.Logf("%d jobs before the failure, %d after, %d duplicates", len(first), len(second), dups)
 
@@ -496,6 +559,147 @@ func TestReplayResumesWithoutGaps(t *testing.T) {
 				t.Errorf("the endpoint's replay lock was not released: %v", err)
 			}
 		})
+	}
+}
+
+// batchMeter sees every SendMessageBatch call of one SQS client: how many entries each had,
+// grouped by the Send that made it, and whether the batches of one Send went out in one
+// wave. Each call waits until every batch of its Send is in flight; a sender that holds
+// some back (8 at a time, say) makes the waiting calls give up after a while, which counts
+// the Send as split.
+type batchMeter struct {
+	mu      sync.Mutex
+	sends   [][]int       // entries of each call, per Send
+	want    int           // batches of the current Send
+	arrived int           // its calls so far
+	all     chan struct{} // closed when want calls are in flight
+	split   int           // Sends whose batches did not all go out together
+}
+
+// expect announces a Send of n batches.
+func (m *batchMeter) expect(n int) {
+	m.mu.Lock()
+	m.sends = append(m.sends, nil)
+	m.want, m.arrived, m.all = n, 0, make(chan struct{})
+	m.mu.Unlock()
+}
+
+func (m *batchMeter) attach(cfg aws.Config) aws.Config {
+	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("batchMeter", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if b, ok := in.Parameters.(*sqs.SendMessageBatchInput); ok {
+				m.mu.Lock()
+				m.sends[len(m.sends)-1] = append(m.sends[len(m.sends)-1], len(b.Entries))
+				m.arrived++
+				all := m.all
+				if m.arrived == m.want {
+					close(all)
+				}
+				m.mu.Unlock()
+				select {
+				case <-all:
+				case <-time.After(3 * time.Second):
+					m.mu.Lock()
+					m.split++
+					m.mu.Unlock()
+				}
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
+	})
+	return cfg
+}
+
+// wavedSender announces each Send's batches to the meter.
+type wavedSender struct {
+	replayworker.JobSender
+	meter *batchMeter
+}
+
+func (s wavedSender) Send(ctx context.Context, jobs []domain.DeliveryJob) ([]domain.DeliveryJob, error) {
+	s.meter.expect((len(jobs) + replayworker.DefaultBatchSize - 1) / replayworker.DefaultBatchSize)
+	return s.JobSender.Send(ctx, jobs)
+}
+
+// TestReplaySendsFullBatchesInOneWave replays one range to endpoints subscribed to every
+// event, to one in three and to about one in fifteen, with the production page and batch
+// sizes: every SendMessageBatch call but the replay's last is full (a page's leftovers wait
+// for the next page), and the batches of each send, ten for a page of matching events, are
+// in flight together.
+func TestReplaySendsFullBatchesInOneWave(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	from := f.now.Add(-3 * time.Hour)
+	const n = 300
+	var types []string
+	for i := range n {
+		typ := "user.created"
+		switch {
+		case i%3 == 0:
+			typ = "import.done"
+		case i%10 == 1:
+			typ = "export.done"
+		}
+		types = append(types, typ)
+		e := domain.Event{ID: fmt.Sprintf("evt_%04d", i), TenantID: tenant, Type: typ,
+			OccurredAt: from.Add(time.Duration(i) * 3 * time.Hour / n), Data: json.RawMessage(`{}`)}
+		if _, err := f.events.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meter := &batchMeter{}
+	jobs := wavedSender{JobSender: queue.NewDeliveryJobs(sqs.NewFromConfig(meter.attach(testenv.AWSConfig(t))), f.env["WEBHOOKS_DELIVERY_QUEUE_URL"]), meter: meter}
+	for _, pattern := range []string{"*", "import.done", "export.done"} {
+		t.Run(pattern, func(t *testing.T) {
+			ep := f.ep
+			ep.ID, ep.Events, ep.URL = domain.NewID(domain.EndpointIDPrefix), []string{pattern}, "https://example.com/"+pattern
+			if err := f.endpoints.CreateEndpoint(ctx, ep); err != nil {
+				t.Fatal(err)
+			}
+			r, err := (&app.Replays{Store: f.replays, Queue: f.replayJobs, Now: func() time.Time { return f.now }}).Start(ctx, tenant, ep.ID, from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 0
+			for _, typ := range types {
+				if ep.Subscribes(typ) {
+					want++
+				}
+			}
+			meter.sends = nil
+			d := f.deps()
+			d.Jobs = jobs
+			d.Options = replayworker.Options{PageSize: replayworker.DefaultPageSize}
+			job := events.SQSMessage{MessageId: "m-" + r.ID, Body: `{"tenant_id":"` + tenant + `","replay_id":"` + r.ID + `"}`,
+				Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
+			if failed := handle(t, ctx, f.handler(d), job); len(failed) != 0 {
+				t.Fatalf("failed items %v", failed)
+			}
+			if got := f.replay(t, r.ID); got.Status != domain.ReplayCompleted || got.Enqueued != int64(want) {
+				t.Fatalf("replay = %s, %d enqueued; want completed, %d", got.Status, got.Enqueued, want)
+			}
+			total := 0
+			for i, calls := range meter.sends {
+				short := 0
+				for _, c := range calls {
+					total += c
+					if c != replayworker.DefaultBatchSize {
+						short++
+					}
+				}
+				if short > 0 && (i != len(meter.sends)-1 || short > 1) {
+					t.Errorf("send %d of %d made SendMessageBatch calls of %v entries: only the replay's last call may be short", i+1, len(meter.sends), calls)
+				}
+			}
+			if total != want {
+				t.Errorf("%d jobs in SendMessageBatch calls, want %d", total, want)
+			}
+			t.Logf("%s: %d jobs, SendMessageBatch calls per send %v", pattern, want, meter.sends)
+		})
+	}
+	if meter.split != 0 {
+		t.Errorf("%d SendMessageBatch calls waited for the rest of their send: a page's batches went out in more than one wave", meter.split)
 	}
 }
 

@@ -174,6 +174,13 @@ func decodeEventCursor(s string) (eventCursor, error) {
 	return eventCursor{bucket: bucket, after: after}, nil
 }
 
+// After returns the cursor that resumes a Page walk right after e, an event a Page call
+// returned: for a caller that used a page only up to e (the replay worker, which sends
+// full batches and carries the rest of a page over).
+func (s *Events) After(e domain.Event) string {
+	return eventCursor{bucket: e.OccurredAt.UTC().Truncate(time.Hour), after: eventSK(e)}.encode()
+}
+
 // Page returns up to limit of the tenant's events with from <= occurred_at < until, in
 // time order (then id order), and the cursor that resumes exactly after the last one.
 //

@@ -205,6 +205,17 @@ func TestEventPage(t *testing.T) {
 		}
 	}
 
+	// After(e) resumes right after e, wherever e is: first or last of its hour, at the same
+	// instant as another, before an empty hour.
+	from, until := base.Add(-2*time.Hour), base.Add(8*time.Hour)
+	all := inRange(from, until)
+	for i, e := range all {
+		got, next, err := s.Page(ctx, "tenant-a", from, until, s.After(e), 100)
+		if err != nil || next != "" || ids(got) != ids(all[i+1:]) {
+			t.Errorf("Page after %s = %s, %q, %v; want %s", e.ID, ids(got), next, err, ids(all[i+1:]))
+		}
+	}
+
 	// Same-instant events come in id order.
 	got, _ := drain(t, s, "tenant-a", base.Add(time.Hour), base.Add(2*time.Hour), 10)
 	if ids(got) != "evt_02 evt_03 evt_04" {
