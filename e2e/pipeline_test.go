@@ -47,6 +47,7 @@ type system struct {
 	replay   *localsqs.Poller
 	logs     *testenv.Buffer
 	resource map[string]string
+	env      map[string]string
 	// emf holds each consumer's metrics (EMF lines), by its Function dimension.
 	emf map[string]*testenv.Buffer
 
@@ -117,7 +118,7 @@ func newSystemServing(t *testing.T, routes ...string) *system {
 	// The API and the tenant portal on one origin, as behind API Gateway.
 	mux := http.NewServeMux()
 	mux.Handle(api.BasePath+"/", h)
-	s := &system{t: t, sqs: sqs.NewFromConfig(awsCfg), ingestQ: stack.Resources["IngestQueue"], issuer: iss, logs: logs, resource: stack.Resources,
+	s := &system{t: t, sqs: sqs.NewFromConfig(awsCfg), ingestQ: stack.Resources["IngestQueue"], issuer: iss, logs: logs, resource: stack.Resources, env: env,
 		emf: map[string]*testenv.Buffer{"ingest": {}, "deliver": {}, "replay-worker": {}}}
 	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors)
 	if err != nil {

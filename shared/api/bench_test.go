@@ -44,6 +44,7 @@ func (m *memEndpoints) CreateEndpoint(context.Context, domain.Endpoint) error { 
 func (m *memEndpoints) UpdateEndpoint(context.Context, domain.Endpoint, int64, string) error {
 	return nil
 }
+func (m *memEndpoints) DeleteEndpoint(context.Context, domain.Endpoint, int64) error { return nil }
 func (m *memEndpoints) ListEndpoints(_ context.Context, _ string, limit int, _ string) ([]domain.Endpoint, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

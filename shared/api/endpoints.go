@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/datajetty/webhooks/shared/app"
@@ -124,4 +125,27 @@ func (h *Handler) listEndpoints(req *request) (response, error) {
 		out.NextCursor = signCursor(h.deps.CursorKey, tenant, items[len(items)-1].ID)
 	}
 	return jsonResponse(http.StatusOK, out), nil
+}
+
+func (h *Handler) getEndpoint(req *request) (response, error) {
+	ep, err := h.deps.Endpoints.Get(req.Context(), req.principal.TenantID, req.params["endpoint_id"])
+	if err != nil {
+		return response{}, err
+	}
+	return jsonResponse(http.StatusOK, viewEndpoint(ep, h.deps.Now())), nil
+}
+
+func (h *Handler) deleteEndpoint(req *request) (response, error) {
+	var version *int64
+	if v := req.URL.Query().Get("version"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return response{}, domain.Invalid("version", "version must be a positive integer")
+		}
+		version = &n
+	}
+	if err := h.deps.Endpoints.Delete(req.Context(), req.principal.TenantID, req.params["endpoint_id"], version); err != nil {
+		return response{}, err
+	}
+	return noContent(), nil
 }

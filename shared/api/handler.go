@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -144,6 +145,9 @@ type response struct {
 	reason string
 }
 
+// noContent is a response without a body (204).
+func noContent() response { return response{status: http.StatusNoContent, header: http.Header{}} }
+
 func jsonResponse(status int, v any) response {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -227,8 +231,8 @@ func (h *Handler) serveRoute(r *http.Request, rt Route, params map[string]string
 	}
 	req := &request{Request: r, principal: p, params: params, requestID: reqID, clientID: clientID}
 	var resp response
-	if r.Method == http.MethodPost {
-		resp = h.servePost(req, rt)
+	if r.Method == http.MethodPost || r.Method == http.MethodDelete {
+		resp = h.serveChange(req, rt)
 	} else {
 		resp = h.invoke(req, rt)
 	}
@@ -236,14 +240,27 @@ func (h *Handler) serveRoute(r *http.Request, rt Route, params map[string]string
 	return resp, p.TenantID
 }
 
-// servePost checks the body and applies idempotency when the client sent X-Request-Id.
-func (h *Handler) servePost(req *request, rt Route) response {
-	if err := checkJSONContentType(req.Header.Get("Content-Type")); err != nil {
-		return h.errorResponse(req.Request, req.requestID, err)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, req.Body, MaxBodyBytes))
-	if err != nil {
-		return h.errorResponse(req.Request, req.requestID, domain.Invalid("", "request body is larger than %d KiB or unreadable", MaxBodyBytes>>10))
+// serveChange serves a POST or DELETE: it checks a POST's body and applies idempotency
+// when the client sent X-Request-Id. A DELETE's body is not read.
+func (h *Handler) serveChange(req *request, rt Route) response {
+	var body []byte
+	if req.Method == http.MethodPost {
+		// A route whose body is optional accepts an empty body without Content-Type.
+		if !rt.OptionalBody {
+			if err := checkJSONContentType(req.Header.Get("Content-Type")); err != nil {
+				return h.errorResponse(req.Request, req.requestID, err)
+			}
+		}
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(nil, req.Body, MaxBodyBytes))
+		if err != nil {
+			return h.errorResponse(req.Request, req.requestID, domain.Invalid("", "request body is larger than %d KiB or unreadable", MaxBodyBytes>>10))
+		}
+		if rt.OptionalBody && len(bytes.TrimSpace(body)) > 0 {
+			if err := checkJSONContentType(req.Header.Get("Content-Type")); err != nil {
+				return h.errorResponse(req.Request, req.requestID, err)
+			}
+		}
 	}
 	req.body = body
 	if !req.clientID || h.deps.Idempotency == nil {
@@ -253,7 +270,7 @@ func (h *Handler) servePost(req *request, rt Route) response {
 	ctx := req.Context()
 	now := h.deps.Now()
 	tenant := req.principal.TenantID
-	stored, err := h.deps.Idempotency.Reserve(ctx, tenant, clientKey, fingerprint(req.Method, req.URL.Path, body), now.Add(idempotencyLease), now)
+	stored, err := h.deps.Idempotency.Reserve(ctx, tenant, clientKey, fingerprint(req.Method, fingerprintPath(req.URL), body), now.Add(idempotencyLease), now)
 	if err != nil {
 		return h.errorResponse(req.Request, req.requestID, err)
 	}
@@ -309,7 +326,9 @@ func (h *Handler) storable(ctx context.Context, tenant string, resp response) (a
 // replayStored rebuilds a stored response, byte for byte as first sent.
 func (h *Handler) replayStored(ctx context.Context, tenant string, stored app.StoredResponse) (response, error) {
 	hdr := http.Header{}
-	hdr.Set("Content-Type", stored.ContentType)
+	if stored.ContentType != "" {
+		hdr.Set("Content-Type", stored.ContentType)
+	}
 	hdr.Set("Idempotent-Replayed", "true")
 	if stored.Location != "" {
 		hdr.Set("Location", stored.Location)
@@ -409,6 +428,15 @@ func checkJSONContentType(v string) error {
 		return domain.Invalid("Content-Type", "Content-Type must be application/json")
 	}
 	return nil
+}
+
+// fingerprintPath is the path a request's fingerprint covers: the path, and the query when
+// there is one (DELETE ?version=N is a different request from DELETE ?version=M).
+func fingerprintPath(u *url.URL) string {
+	if u.RawQuery == "" {
+		return u.Path
+	}
+	return u.Path + "?" + u.RawQuery
 }
 
 // fingerprint identifies a request for idempotency: same key, different fingerprint is a

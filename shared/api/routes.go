@@ -17,6 +17,8 @@ const (
 	RouteGetReplay        = "GetReplay"
 	RouteListDeliveries   = "ListDeliveries"
 	RouteListEventTypes   = "ListEventTypes"
+	RouteGetEndpoint      = "GetEndpoint"
+	RouteDeleteEndpoint   = "DeleteEndpoint"
 )
 
 // Scopes of the bearer token.
@@ -32,11 +34,13 @@ type Route struct {
 	Name   string
 	Method string
 	// Path is relative to BasePath, with {param} segments.
-	Path   string
-	Scope  string
-	Limit  string // rate-limit rule name, see Limits
-	handle func(*Handler, *request) (response, error)
-	needs  func(Deps) error
+	Path  string
+	Scope string
+	Limit string // rate-limit rule name, see Limits
+	// OptionalBody: a POST whose body may be empty (then no Content-Type is needed).
+	OptionalBody bool
+	handle       func(*Handler, *request) (response, error)
+	needs        func(Deps) error
 }
 
 // FullPath is the route's path including BasePath.
@@ -57,6 +61,8 @@ func Routes() []Route {
 		{Name: RouteStartReplay, Method: http.MethodPost, Path: "/replay", Scope: ScopeReplay, Limit: RuleReplay, handle: (*Handler).startReplay, needs: needReplays},
 		{Name: RouteGetReplay, Method: http.MethodGet, Path: "/replays/{replay_id}", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).getReplay, needs: needReplays},
 		{Name: RouteListDeliveries, Method: http.MethodGet, Path: "/endpoints/{endpoint_id}/deliveries", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listDeliveries, needs: needDeliveries},
+		{Name: RouteGetEndpoint, Method: http.MethodGet, Path: "/endpoints/{endpoint_id}", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).getEndpoint, needs: needEndpoints},
+		{Name: RouteDeleteEndpoint, Method: http.MethodDelete, Path: "/endpoints/{endpoint_id}", Scope: ScopeWrite, Limit: RuleDefault, handle: (*Handler).deleteEndpoint, needs: needEndpoints},
 		{Name: RouteListEventTypes, Method: http.MethodGet, Path: "/event-types", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listEventTypes, needs: needEventTypes},
 	}
 }

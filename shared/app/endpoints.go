@@ -214,3 +214,47 @@ func (s *Endpoints) List(ctx context.Context, tenantID string, limit int, afterI
 	}
 	return items, more, nil
 }
+
+// Get returns one of the tenant's endpoints; another tenant's, or a malformed id, is not
+// found.
+func (s *Endpoints) Get(ctx context.Context, tenantID, endpointID string) (domain.Endpoint, error) {
+	if !domain.ValidID(domain.EndpointIDPrefix, endpointID) {
+		return domain.Endpoint{}, domain.NotFound("endpoint %s not found", endpointID)
+	}
+	ep, err := s.Store.GetEndpoint(ctx, tenantID, endpointID)
+	if err != nil {
+		return domain.Endpoint{}, fmt.Errorf("load endpoint %s: %w", endpointID, err)
+	}
+	return ep, nil
+}
+
+// deleteAttempts bounds the retries of a delete that lost a race with a concurrent change
+// when the client asked for no version check (the delivery side bumps the version when it
+// disables an endpoint, for instance).
+const deleteAttempts = 3
+
+// Delete deletes one of the tenant's endpoints and frees its URL. With version, the stored
+// version must equal it (else a Conflict with domain.ReasonVersionMismatch); without, a
+// concurrent change is read again and the delete retried.
+func (s *Endpoints) Delete(ctx context.Context, tenantID, endpointID string, version *int64) error {
+	if version != nil && *version < 1 {
+		return domain.Invalid("version", "version must be a positive integer")
+	}
+	for attempt := 1; ; attempt++ {
+		ep, err := s.Get(ctx, tenantID, endpointID)
+		if err != nil {
+			return err
+		}
+		if version != nil && *version != ep.Version {
+			return domain.Conflict(domain.ReasonVersionMismatch, "endpoint %s is at version %d, not %d; reload it and retry", ep.ID, ep.Version, *version)
+		}
+		err = s.Store.DeleteEndpoint(ctx, ep, ep.Version)
+		if err == nil {
+			return nil
+		}
+		if version == nil && attempt < deleteAttempts && errors.Is(err, domain.ErrConflict) {
+			continue
+		}
+		return fmt.Errorf("delete endpoint %s: %w", endpointID, err)
+	}
+}

@@ -28,6 +28,9 @@ type EndpointStore interface {
 	// ListEndpoints returns up to limit endpoints of the tenant in id order after afterID
 	// ("" for the first page), and whether more follow.
 	ListEndpoints(ctx context.Context, tenantID string, limit int, afterID string) ([]domain.Endpoint, bool, error)
+	// DeleteEndpoint deletes ep and frees its URL if its stored version is still
+	// expectedVersion (else a Conflict with domain.ReasonVersionMismatch; NotFound if gone).
+	DeleteEndpoint(ctx context.Context, ep domain.Endpoint, expectedVersion int64) error
 }
 
 // ReplayStore persists replay jobs and the per-endpoint replay lock.

@@ -36,6 +36,12 @@ const (
 	ClassGone     = "gone"
 )
 
+// Classes of skipped deliveries (nothing was sent): why the job was not delivered.
+const (
+	ClassDisabled = "disabled" // the endpoint is disabled
+	ClassDeleted  = "deleted"  // the endpoint was deleted
+)
+
 // Bounds of a receiver's Retry-After: shorter would hammer a struggling receiver, and
 // longer than SQS can hold a message invisible is impossible to honour.
 const (
@@ -111,7 +117,11 @@ func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
 		AttemptedAt: now,
 	}
 	if !tgt.active() {
-		a.Status = domain.DeliverySkipped
+		// Acknowledged without a POST; the log line and the attempt say why.
+		a.Status, a.ErrorClass = domain.DeliverySkipped, ClassDisabled
+		if !tgt.found {
+			a.ErrorClass = ClassDeleted
+		}
 		h.metrics.Add(metrics.DeliveriesSkipped, 1)
 		log.attempt(ctx, a)
 		return outcome{ack: true, attempt: a}

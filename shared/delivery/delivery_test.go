@@ -697,6 +697,9 @@ func TestDeliverGoneDisablesEndpoint(t *testing.T) {
 	if attempts[0].ErrorClass != ClassGone || attempts[0].HTTPStatus != http.StatusGone {
 		t.Errorf("410 attempt recorded as %+v", attempts[0])
 	}
+	if attempts[1].ErrorClass != ClassDisabled {
+		t.Errorf("the skipped attempt must say the endpoint is disabled: %+v", attempts[1])
+	}
 }
 
 func TestDeliverAutoDisablesAfterThreshold(t *testing.T) {
@@ -909,8 +912,8 @@ func TestDeliverSkipsMissingEndpoint(t *testing.T) {
 	if failed := f.handle(t, msg); len(failed) != 0 {
 		t.Fatalf("a delivery to a deleted endpoint reported failure: %v", failed)
 	}
-	if got := f.attempts(t, ghost); len(got) != 1 || got[0].Status != domain.DeliverySkipped {
-		t.Fatalf("recorded %+v, want one skipped attempt", got)
+	if got := f.attempts(t, ghost); len(got) != 1 || got[0].Status != domain.DeliverySkipped || got[0].ErrorClass != ClassDeleted {
+		t.Fatalf("recorded %+v, want one attempt skipped because the endpoint was deleted", got)
 	}
 }
 

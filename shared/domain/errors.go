@@ -93,6 +93,11 @@ const (
 	ReasonHandshakeFailed = "handshake_failed"
 )
 
+// ErrEndpointDeleted is wrapped by a write of the service's own components that found its
+// endpoint deleted (a replay's checkpoint): the caller stops what it does for the endpoint.
+// It never reaches a response.
+var ErrEndpointDeleted = errors.New("the endpoint was deleted")
+
 // Reasons lists every reason above: the error schema of docs/openapi.yaml must name each
 // (a test in shared/api checks it).
 var Reasons = []string{

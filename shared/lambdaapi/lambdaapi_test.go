@@ -144,9 +144,33 @@ func TestFixturesThroughLambdaEntryPath(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Body, `"error":"not_found"`) {
 		t.Fatalf("get-replay.json unedited: %d %s", resp.StatusCode, resp.Body)
 	}
+	atEndpoint := func(ev map[string]any) {
+		ev["rawPath"] = api.BasePath + "/endpoints/" + created.EndpointID
+		ev["pathParameters"] = map[string]any{"endpoint_id": created.EndpointID}
+	}
+	resp = invoke(t, api.RouteGetEndpoint, "get-endpoint.json", atEndpoint)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Body, created.EndpointID) {
+		t.Fatalf("get-endpoint.json: %d %s", resp.StatusCode, resp.Body)
+	}
+	// Unedited, the fixtures name an endpoint that does not exist.
+	for route, fixture := range map[string]string{api.RouteGetEndpoint: "get-endpoint.json", api.RouteDeleteEndpoint: "delete-endpoint.json"} {
+		if resp := invoke(t, route, fixture, nil); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("%s unedited: %d %s", fixture, resp.StatusCode, resp.Body)
+		}
+	}
+
 	resp = invoke(t, api.RouteListEventTypes, "list-event-types.json", nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Body, `"type":"export.done"`) {
 		t.Fatalf("list-event-types.json: %d %s", resp.StatusCode, resp.Body)
+	}
+
+	resp = invoke(t, api.RouteDeleteEndpoint, "delete-endpoint.json", func(ev map[string]any) {
+		atEndpoint(ev)
+		ev["rawQueryString"] = "version=1"
+		ev["headers"].(map[string]any)["x-request-id"] = "fixture-delete-" + created.EndpointID
+	})
+	if resp.StatusCode != http.StatusNoContent || resp.Body != "" {
+		t.Fatalf("delete-endpoint.json: %d %q", resp.StatusCode, resp.Body)
 	}
 
 	// A function serves only its own route.

@@ -334,6 +334,9 @@ func (h *Handler) checkpoint(ctx context.Context, log *slog.Logger, r domain.Rep
 		log.WarnContext(ctx, "replay lost the endpoint's replay lock; stopping", "enqueued", r.Enqueued)
 		h.abandon(ctx, log, r)
 		return false, true
+	case errors.Is(err, domain.ErrEndpointDeleted):
+		// The tenant deleted the endpoint while its replay ran: stop, and say why.
+		return false, h.fail(ctx, log, r, "the endpoint was deleted")
 	case errors.Is(err, domain.ErrNotFound):
 		log.WarnContext(ctx, "replay record disappeared; stopping", "enqueued", r.Enqueued)
 		return false, true

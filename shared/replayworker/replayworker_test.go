@@ -787,6 +787,48 @@ func TestReplayOfDisabledEndpointFails(t *testing.T) {
 	}
 }
 
+// TestReplayStopsWhenItsEndpointIsDeleted: deleting the endpoint while its replay runs
+// stops the replay at its next checkpoint, marked failed with the reason; what was sent
+// before (one page at most) is skipped by the deliver function.
+func TestReplayStopsWhenItsEndpointIsDeleted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	from := f.now.Add(-5 * time.Hour)
+	want := f.seed(t, from, f.now)
+	r, msg := f.start(t, from, f.now)
+	d := f.deps()
+	d.Jobs = &deleteAfterFirstSend{JobSender: f.jobs, del: func() error { return f.endpoints.DeleteEndpoint(ctx, f.ep, f.ep.Version) }}
+	if failed := handle(t, ctx, f.handler(d), msg); len(failed) != 0 {
+		t.Fatalf("failed items %v, want the job acknowledged", failed)
+	}
+	jobs := f.delivered(t)
+	if len(jobs) == 0 || len(jobs) > pageSize || len(jobs) >= len(want) {
+		t.Fatalf("%d jobs enqueued, want the first page's only (at most %d)", len(jobs), pageSize)
+	}
+	got := f.replay(t, r.ID)
+	if got.Status != domain.ReplayFailed || got.Error != "the endpoint was deleted" {
+		t.Fatalf("replay = status %s error %q, want failed because the endpoint was deleted", got.Status, got.Error)
+	}
+}
+
+// deleteAfterFirstSend sends jobs, deleting the endpoint right after the first send.
+type deleteAfterFirstSend struct {
+	replayworker.JobSender
+	del  func() error
+	once sync.Once
+}
+
+func (d *deleteAfterFirstSend) Send(ctx context.Context, jobs []domain.DeliveryJob) ([]domain.DeliveryJob, error) {
+	failed, err := d.JobSender.Send(ctx, jobs)
+	var derr error
+	d.once.Do(func() { derr = d.del() })
+	if derr != nil {
+		return failed, derr
+	}
+	return failed, err
+}
+
 // TestReplayThatLostItsLockStops: a replay whose lease expired and whose lock another
 // replay took must not send anything.
 func TestReplayThatLostItsLockStops(t *testing.T) {

@@ -445,3 +445,63 @@ func (s *Endpoints) getClaim(ctx context.Context, tenantID, url string) (*urlCla
 	}
 	return &c, nil
 }
+
+// DeleteEndpoint deletes the endpoint and releases its URL claim in one transaction (one
+// TransactWriteItems), if its stored version is still expectedVersion: a concurrent change
+// is a Conflict with domain.ReasonVersionMismatch, an endpoint already gone NotFound. The
+// claim is deleted only if it is the endpoint's own (a claim already gone is fine), so the
+// URL is free for a new endpoint at once. Everything on the item goes with it: the
+// delivery-side state and a replay lock (the replay notices at its next checkpoint).
+func (s *Endpoints) DeleteEndpoint(ctx context.Context, ep domain.Endpoint, expectedVersion int64) error {
+	if ep.TenantID == "" || ep.ID == "" || ep.URL == "" {
+		return fmt.Errorf("delete endpoint: tenant, id and url are required")
+	}
+	items := []types.TransactWriteItem{
+		{Delete: &types.Delete{
+			TableName:                           &s.table,
+			Key:                                 itemKey(ep.TenantID, endpointSK(ep.ID)),
+			ConditionExpression:                 aws.String("attribute_exists(sk) AND #version = :expected"),
+			ExpressionAttributeNames:            map[string]string{"#version": "version"},
+			ExpressionAttributeValues:           map[string]types.AttributeValue{":expected": &types.AttributeValueMemberN{Value: strconv.FormatInt(expectedVersion, 10)}},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}},
+		{Delete: &types.Delete{
+			TableName:                 &s.table,
+			Key:                       itemKey(ep.TenantID, urlClaimSK(ep.URL)),
+			ConditionExpression:       aws.String("attribute_not_exists(sk) OR endpoint_id = :id"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberS{Value: ep.ID}},
+		}},
+	}
+	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	if err == nil {
+		return nil
+	}
+	c, ok := cancelled(err)
+	switch {
+	case !ok || c.transient():
+	case c.complete(2) && c.conditionFailed(0):
+		if c.item(0) == nil {
+			return endpointNotFound(ep.ID)
+		}
+		return versionMismatch(ep.ID, expectedVersion)
+	case c.complete(2) && c.conditionFailed(1):
+		// Claims move with their endpoint in one transaction, so another endpoint's claim
+		// on this URL means the table was edited by hand: refuse rather than take it.
+		return fmt.Errorf("delete endpoint %s: the claim of its url belongs to another endpoint", ep.ID)
+	case !c.complete(2):
+		cur, rerr := s.get(ctx, ep.TenantID, endpointSK(ep.ID))
+		if rerr != nil {
+			return dbErr("delete endpoint "+ep.ID, rerr)
+		}
+		if cur == nil {
+			return endpointNotFound(ep.ID)
+		}
+		var v struct {
+			Version int64 `dynamodbav:"version"`
+		}
+		if attributevalue.UnmarshalMap(cur, &v) == nil && v.Version != expectedVersion {
+			return versionMismatch(ep.ID, expectedVersion)
+		}
+	}
+	return dbErr("delete endpoint "+ep.ID, err)
+}

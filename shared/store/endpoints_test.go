@@ -417,6 +417,51 @@ func TestEndpointCancellationWithoutReasons(t *testing.T) {
 	moved.Version = 2
 	moved.URL = other.URL
 	wantReason(t, s.UpdateEndpoint(ctx, moved, 1, ep.URL), domain.ReasonURLTaken)
+
+	wantReason(t, s.DeleteEndpoint(ctx, ep, 7), domain.ReasonVersionMismatch)
+	wantKind(t, s.DeleteEndpoint(ctx, ghost, 1), domain.ErrNotFound)
+}
+
+// TestEndpointDelete: the endpoint and its URL claim go in one transaction, under the
+// version check; the URL is free at once; another tenant's endpoint of the same id and URL
+// is untouched.
+func TestEndpointDelete(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEndpoints(t)
+	ep := newEndpoint("tenant-a", "https://example.com/hook")
+	twin := ep
+	twin.TenantID = "tenant-b"
+	for _, e := range []domain.Endpoint{ep, twin} {
+		if err := s.CreateEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantReason(t, s.DeleteEndpoint(ctx, ep, 2), domain.ReasonVersionMismatch)
+	if err := s.DeleteEndpoint(ctx, ep, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetEndpoint(ctx, "tenant-a", ep.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("GetEndpoint after delete: %v", err)
+	}
+	if claim, err := s.getClaim(ctx, "tenant-a", ep.URL); err != nil || claim != nil {
+		t.Fatalf("the URL claim survived the delete: %+v, %v", claim, err)
+	}
+	wantKind(t, s.DeleteEndpoint(ctx, ep, 1), domain.ErrNotFound)
+	if _, err := s.GetEndpoint(ctx, "tenant-b", ep.ID); err != nil {
+		t.Fatalf("another tenant's endpoint was touched: %v", err)
+	}
+	// The freed URL takes a new endpoint.
+	if err := s.CreateEndpoint(ctx, newEndpoint("tenant-a", ep.URL)); err != nil {
+		t.Fatalf("create on the freed url: %v", err)
+	}
+	// Delivery-side writes never bring a deleted endpoint back.
+	if err := s.AdvanceWatermark(ctx, "tenant-a", ep.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetEndpoint(ctx, "tenant-a", ep.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("a watermark write resurrected the endpoint: %v", err)
+	}
 }
 
 func TestEndpointsDatabaseDown(t *testing.T) {
@@ -435,6 +480,7 @@ func TestEndpointsDatabaseDown(t *testing.T) {
 	_, checks["get"] = s.GetEndpoint(ctx, "tenant-a", ep.ID)
 	_, checks["find"] = s.FindEndpointByURL(ctx, "tenant-a", ep.URL)
 	_, _, checks["list"] = s.ListEndpoints(ctx, "tenant-a", 10, "")
+	checks["delete"] = s.DeleteEndpoint(ctx, ep, 1)
 	for name, err := range checks {
 		if !errors.Is(err, domain.ErrUnavailable) {
 			t.Errorf("%s: error = %v, want domain.ErrUnavailable", name, err)

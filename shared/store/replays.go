@@ -218,7 +218,8 @@ func (s *Replays) AbortReplay(ctx context.Context, r domain.Replay, reason strin
 // and cursor, and extends the endpoint's replay lock to leaseUntil, in one transaction
 // (one TransactWriteItems). If another replay has taken the lock since (this one's lease
 // expired) nothing is written and the error is a Conflict with ReasonReplayInProgress:
-// the worker must stop. An unknown replay is NotFound.
+// the worker must stop. If the endpoint was deleted, nothing is written and the error wraps
+// domain.ErrEndpointDeleted. An unknown replay is NotFound.
 func (s *Replays) UpdateProgress(ctx context.Context, r domain.Replay, leaseUntil, now time.Time) error {
 	update, names, values := replayProgress(r, now)
 	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
@@ -240,6 +241,8 @@ func (s *Replays) UpdateProgress(ctx context.Context, r domain.Replay, leaseUnti
 					":rid":   str(r.ID),
 					":until": unix(leaseUntil),
 				},
+				// Whether the endpoint still exists tells a lost lock from a deleted endpoint.
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			}},
 		},
 	})
@@ -251,6 +254,18 @@ func (s *Replays) UpdateProgress(ctx context.Context, r domain.Replay, leaseUnti
 			return replayNotFound(r.ID)
 		}
 		if c.conditionFailed(1) {
+			if c.item(1) == nil {
+				// Either the endpoint is gone or the reasons came without the item: look.
+				cur, rerr := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+					TableName: &s.endpoints, Key: itemKey(r.TenantID, endpointSK(r.EndpointID)), ConsistentRead: aws.Bool(true),
+				})
+				if rerr != nil {
+					return dbErr("update replay "+r.ID, rerr)
+				}
+				if cur.Item == nil {
+					return fmt.Errorf("update replay %s: endpoint %s: %w", r.ID, r.EndpointID, domain.ErrEndpointDeleted)
+				}
+			}
 			return domain.Conflict(domain.ReasonReplayInProgress, "replay %s no longer holds the replay lock of endpoint %s", r.ID, r.EndpointID)
 		}
 	}

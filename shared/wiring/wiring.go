@@ -55,6 +55,8 @@ var requirements = map[string][]config.Var{
 	api.RouteGetReplay:        {config.ReplaysTable},
 	api.RouteListDeliveries:   {config.EndpointsTable, config.DeliveriesTable, config.CursorSecretARN},
 	api.RouteListEventTypes:   {},
+	api.RouteGetEndpoint:      {config.EndpointsTable},
+	api.RouteDeleteEndpoint:   {config.EndpointsTable, config.IdempotencyTable},
 }
 
 // apiCommon is what every API route needs: rate limits and token verification.

@@ -177,6 +177,32 @@ func (s *Store) ListEndpoints(_ context.Context, tenantID string, limit int, aft
 	return all, false, nil
 }
 
+// DeleteEndpoint deletes ep and frees its URL claim if its stored version is still
+// expectedVersion (else a Conflict with ReasonVersionMismatch; NotFound if gone). Its
+// replay lock goes with it, as it lives on the endpoint item.
+func (s *Store) DeleteEndpoint(_ context.Context, ep domain.Endpoint, expectedVersion int64) error {
+	s.enter()
+	defer s.mu.Unlock()
+	if ep.TenantID == "" || ep.ID == "" || ep.URL == "" {
+		return fmt.Errorf("delete endpoint: tenant, id and url are required")
+	}
+	k := key{ep.TenantID, ep.ID}
+	cur, ok := s.endpoints[k]
+	if !ok {
+		return endpointNotFound(ep.ID)
+	}
+	if cur.Version != expectedVersion {
+		return domain.Conflict(domain.ReasonVersionMismatch, "endpoint %s was changed by another request (expected version %d); reload it and try again", ep.ID, expectedVersion)
+	}
+	if owner, claimed := s.claims[key{ep.TenantID, ep.URL}]; claimed && owner != ep.ID {
+		return fmt.Errorf("delete endpoint %s: the claim of its url belongs to another endpoint", ep.ID)
+	}
+	delete(s.claims, key{ep.TenantID, ep.URL})
+	delete(s.endpoints, k)
+	delete(s.locks, k)
+	return nil
+}
+
 func replayNotFound(id string) error { return domain.NotFound("replay %s not found", id) }
 
 // StartReplay takes the endpoint's replay lock until leaseUntil and stores r. The endpoint
@@ -239,8 +265,9 @@ func (s *Store) AbortReplay(ctx context.Context, r domain.Replay, reason string,
 }
 
 // UpdateProgress saves r's status, enqueued count, cursor and error and renews the
-// endpoint's lock until leaseUntil, both or neither: NotFound for an unknown replay, a
-// Conflict with ReasonReplayInProgress when r no longer holds the lock.
+// endpoint's lock until leaseUntil, both or neither: NotFound for an unknown replay, an
+// error wrapping domain.ErrEndpointDeleted when the endpoint is gone, a Conflict with
+// ReasonReplayInProgress when r no longer holds the lock.
 func (s *Store) UpdateProgress(_ context.Context, r domain.Replay, leaseUntil, now time.Time) error {
 	s.enter()
 	defer s.mu.Unlock()
@@ -248,6 +275,9 @@ func (s *Store) UpdateProgress(_ context.Context, r domain.Replay, leaseUntil, n
 	cur, ok := s.replays[rk]
 	if !ok {
 		return replayNotFound(r.ID)
+	}
+	if _, exists := s.endpoints[ek]; !exists {
+		return fmt.Errorf("update replay %s: endpoint %s: %w", r.ID, r.EndpointID, domain.ErrEndpointDeleted)
 	}
 	if l, locked := s.locks[ek]; !locked || l.replayID != r.ID {
 		return domain.Conflict(domain.ReasonReplayInProgress, "replay %s no longer holds the replay lock of endpoint %s", r.ID, r.EndpointID)

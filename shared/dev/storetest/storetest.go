@@ -54,6 +54,8 @@ func Run(t *testing.T, s Stores) {
 		{"AbortReleasesTheLock", abortReleasesLock},
 		{"ProgressRenewsTheLockUntilLost", progressRenewsLock},
 		{"EndpointUpdateKeepsTheReplayLock", updateKeepsLock},
+		{"DeleteChecksTheVersionAndFreesTheURL", deleteFreesURL},
+		{"ProgressStopsWhenTheEndpointIsDeleted", progressAfterDelete},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -373,4 +375,40 @@ func updateKeepsLock(t *testing.T, s Stores, tenant string) {
 		t.Fatal(err)
 	}
 	want(t, "a replay after an endpoint update", s.Replays.StartReplay(ctx, replay(ep), lease, t0), domain.ErrConflict, domain.ReasonReplayInProgress)
+}
+
+func deleteFreesURL(t *testing.T, s Stores, tenant string) {
+	ctx := context.Background()
+	ep := create(t, s, endpoint(tenant, "https://example.com/delete"))
+	other := create(t, s, endpoint(tenant+"-b", ep.URL))
+	want(t, "delete with a stale version", s.Endpoints.DeleteEndpoint(ctx, ep, 2), domain.ErrConflict, domain.ReasonVersionMismatch)
+	if err := s.Endpoints.DeleteEndpoint(ctx, ep, 1); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	_, err := s.Endpoints.GetEndpoint(ctx, tenant, ep.ID)
+	want(t, "get after delete", err, domain.ErrNotFound, "")
+	_, err = s.Endpoints.FindEndpointByURL(ctx, tenant, ep.URL)
+	want(t, "find by the freed url", err, domain.ErrNotFound, "")
+	want(t, "delete twice", s.Endpoints.DeleteEndpoint(ctx, ep, 1), domain.ErrNotFound, "")
+	create(t, s, endpoint(tenant, ep.URL)) // the URL is free
+	get(t, s, other.TenantID, other.ID)    // another tenant's endpoint at that URL is untouched
+}
+
+func progressAfterDelete(t *testing.T, s Stores, tenant string) {
+	ctx := context.Background()
+	ep := create(t, s, endpoint(tenant, "https://example.com/replayed"))
+	r := replay(ep)
+	if err := s.Replays.StartReplay(ctx, r, t0.Add(domain.ReplayLease), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Endpoints.DeleteEndpoint(ctx, ep, 1); err != nil {
+		t.Fatal(err)
+	}
+	r.Status, r.Enqueued = domain.ReplayRunning, 3
+	if err := s.Replays.UpdateProgress(ctx, r, t0.Add(domain.ReplayLease), t0); !errors.Is(err, domain.ErrEndpointDeleted) {
+		t.Fatalf("checkpoint after the endpoint was deleted: %v, want domain.ErrEndpointDeleted", err)
+	}
+	if got := getReplay(t, s, tenant, r.ID); got.Status != domain.ReplayStarted || got.Enqueued != 0 {
+		t.Fatalf("a refused checkpoint wrote the replay: %+v", got)
+	}
 }

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/datajetty/webhooks/shared/dev/testenv"
+	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/signing"
+	"github.com/datajetty/webhooks/shared/store"
+)
+
+// deliveryLog reads an endpoint's delivery log straight from the table (the API answers
+// 404 for a deleted endpoint's log, which is kept until it expires).
+func (s *system) deliveryLog(tenant, endpointID string) []domain.Attempt {
+	s.t.Helper()
+	log := store.NewDeliveries(dynamodb.NewFromConfig(testenv.AWSConfig(s.t)), s.env["WEBHOOKS_DELIVERIES_TABLE"])
+	items, _, err := log.List(context.Background(), tenant, endpointID, "", 100, "")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return items
+}
+
+// TestDeletedEndpointReceivesNothing: jobs already queued for an endpoint that is then
+// deleted end as skipped, without a POST, each with a log record saying why; the URL can
+// be registered again at once and receives what comes next.
+func TestDeletedEndpointReceivesNothing(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	secret, _ := signing.GenerateSecret()
+	rc := newReceiver(t, secret)
+	status, ep := s.call("POST", "/endpoints", "acme", map[string]any{"url": rc.URL + "/hook", "events": []string{"*"}, "secret": secret.Encode()})
+	if status != http.StatusCreated {
+		t.Fatalf("register: %d %v", status, ep)
+	}
+	epID := ep["endpoint_id"].(string)
+	at := time.Now().Add(-time.Minute).UTC()
+	for _, id := range []string{"evt_d1", "evt_d2", "evt_d3"} {
+		s.publish(map[string]any{"id": id, "tenant_id": "acme", "type": "export.done", "occurred_at": at.Format(time.RFC3339Nano), "data": map[string]any{}})
+	}
+	for {
+		n, err := s.ingest.Once(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if status, body := s.call("DELETE", "/endpoints/"+epID, "acme", nil); status != http.StatusNoContent {
+		t.Fatalf("delete: %d %v", status, body)
+	}
+	s.drain()
+	if got := rc.got(); len(got) != 0 {
+		t.Fatalf("a deleted endpoint received %d deliveries: %+v", len(got), got)
+	}
+	log := s.deliveryLog("acme", epID)
+	if len(log) != 3 {
+		t.Fatalf("want a log record for each of the 3 queued jobs, got %+v", log)
+	}
+	for _, a := range log {
+		if a.Status != domain.DeliverySkipped || a.ErrorClass != "deleted" || a.HTTPStatus != 0 {
+			t.Fatalf("record %+v, want skipped because the endpoint was deleted", a)
+		}
+	}
+
+	status, again := s.call("POST", "/endpoints", "acme", map[string]any{"url": rc.URL + "/hook", "events": []string{"*"}, "secret": secret.Encode()})
+	if status != http.StatusCreated || again["endpoint_id"] == epID {
+		t.Fatalf("register the freed url: %d %v", status, again)
+	}
+	s.publish(map[string]any{"id": "evt_d4", "tenant_id": "acme", "type": "export.done", "occurred_at": time.Now().UTC().Format(time.RFC3339Nano), "data": map[string]any{}})
+	s.drain()
+	if got := rc.got(); len(got) != 1 || got[0].id != "evt_d4" || !got[0].verified {
+		t.Fatalf("the new endpoint must receive the next event, got %+v", got)
+	}
+}
