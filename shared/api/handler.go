@@ -223,21 +223,65 @@ func (h *Handler) serveRoute(r *http.Request, rt Route, params map[string]string
 	if !p.HasScope(rt.Scope) {
 		return h.errorResponse(r, reqID, &domain.Error{Kind: domain.KindForbidden, Msg: fmt.Sprintf("token lacks the %s scope", rt.Scope)}), p.TenantID
 	}
+	req := &request{Request: r, principal: p, params: params, requestID: reqID, clientID: clientID}
+	if r.Method == http.MethodGet {
+		return h.serveRead(req, rt), p.TenantID
+	}
 	limitHeaders, err := h.rateLimit(ctx, p.TenantID, rt)
 	if err != nil {
 		resp := h.errorResponse(r, reqID, err)
 		mergeHeader(resp.header, limitHeaders)
 		return resp, p.TenantID
 	}
-	req := &request{Request: r, principal: p, params: params, requestID: reqID, clientID: clientID}
-	var resp response
-	if r.Method == http.MethodPost || r.Method == http.MethodDelete {
-		resp = h.serveChange(req, rt)
-	} else {
-		resp = h.invoke(req, rt)
-	}
+	resp := h.serveChange(req, rt)
 	mergeHeader(resp.header, limitHeaders)
 	return resp, p.TenantID
+}
+
+// serveRead serves a route that changes nothing (GET) in one round trip of latency: the
+// rate-limit write and the route's reads go out together. When the limit refuses the
+// request (429) or cannot be checked (503), that answer wins, exactly as if it had been
+// asked first, and the reads are cancelled and their result discarded. (A POST or a DELETE
+// changes state, so it is rate-limited before it runs.)
+func (h *Handler) serveRead(req *request, rt Route) response {
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	read := *req
+	read.Request = req.WithContext(ctx)
+	type outcome struct {
+		resp  response
+		err   error
+		panic any
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		var o outcome
+		defer func() {
+			// A panic is handed to the request's goroutine, whose recovery answers 500.
+			o.panic = recover()
+			done <- o
+		}()
+		o.resp, o.err = rt.handle(h, &read)
+	}()
+	limitHeaders, limitErr := h.rateLimit(req.Context(), req.principal.TenantID, rt)
+	if limitErr != nil {
+		cancel()
+	}
+	o := <-done // also when refused: nothing the request started outlives it
+	var resp response
+	switch {
+	case limitErr != nil:
+		// The reads' outcome, a cancellation most likely, is not the answer: not logged.
+		resp = h.errorResponse(req.Request, req.requestID, limitErr)
+	case o.panic != nil:
+		panic(o.panic)
+	case o.err != nil:
+		resp = h.errorResponse(req.Request, req.requestID, o.err)
+	default:
+		resp = o.resp
+	}
+	mergeHeader(resp.header, limitHeaders)
+	return resp
 }
 
 // serveChange serves a POST or DELETE: it checks a POST's body and applies idempotency
