@@ -213,6 +213,12 @@ cost: $(VENV_STAMP) ## Count AWS calls and capacity per delivery against the emu
 	fi; \
 	$(TEST_ENV) go run ./tools/cost $(if $(SCENARIO),-scenario '$(SCENARIO)',-write docs/performance.md)
 
+# Each function's own init (process start -> first Runtime API /next) against a hello-world
+# bootstrap built with the same flags, alternately; see docs/performance.md#cold-start.
+coldstart: LAMBDA_GOARCH = $(HOST_GOARCH)
+coldstart: $(VENV_STAMP) ## Cold start of every function as a ratio to a hello-world bootstrap (table; ROUNDS=n FN=<LogicalId>)
+	@go run ./tools/coldstart -go-build "$(GO_LAMBDA_BUILD)" $(if $(ROUNDS),-rounds $(ROUNDS)) $(if $(FN),-fn $(FN))
+
 # ------------------------------------------------------------------ dev
 
 dev: $(VENV_STAMP) ## Run the local API server (go run ./tools/dev)

@@ -1,12 +1,12 @@
-// Command delete-endpoint is the Lambda function behind DELETE /endpoints/{endpoint_id}. Everything it
-// does at cold start (read and check the configuration, build the AWS clients, adapters and
-// the shared handler with only this route) lives in shared/lambdaapi, identical for every
-// API function.
+// Command delete-endpoint is the Lambda function behind DELETE /endpoints/{endpoint_id}. Its
+// cold start (configuration, AWS clients, adapters and the shared handler with only this
+// route) is shared/lambdaapi with apifn.Route; it links the SDK client of DynamoDB only.
 package main
 
 import (
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/lambdaapi"
+	"github.com/datajetty/webhooks/shared/wiring/apifn"
 )
 
-func main() { lambdaapi.Run(api.RouteDeleteEndpoint) }
+func main() { lambdaapi.Run(apifn.Route(api.RouteDeleteEndpoint)) }

@@ -1,12 +1,12 @@
-// Command get-replay is the Lambda function behind GET /replays/{replay_id}. Everything it
-// does at cold start (read and check the configuration, build the AWS clients, adapters and
-// the shared handler with only this route) lives in shared/lambdaapi, identical for every
-// API function.
+// Command get-replay is the Lambda function behind GET /replays/{replay_id}. Its cold
+// start (configuration, AWS clients, adapters and the shared handler with only this route)
+// is shared/lambdaapi with apifn.Route; it links the SDK clients of DynamoDB only.
 package main
 
 import (
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/lambdaapi"
+	"github.com/datajetty/webhooks/shared/wiring/apifn"
 )
 
-func main() { lambdaapi.Run(api.RouteGetReplay) }
+func main() { lambdaapi.Run(apifn.Route(api.RouteGetReplay)) }

@@ -1,12 +1,15 @@
-// Command list-deliveries is the Lambda function behind GET /endpoints/{endpoint_id}/deliveries.
-// Everything it does at cold start (read and check the configuration, build the AWS clients,
-// adapters and the shared handler with only this route) lives in shared/lambdaapi,
-// identical for every API function.
+// Command list-deliveries is the Lambda function behind GET
+// /endpoints/{endpoint_id}/deliveries. Its cold start (configuration, AWS clients,
+// adapters and the shared handler with only this route) is shared/lambdaapi with
+// apifn.Route; it links the SDK clients of DynamoDB and Secrets Manager (the
+// cursor-signing key).
 package main
 
 import (
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/lambdaapi"
+	"github.com/datajetty/webhooks/shared/wiring/apifn"
+	"github.com/datajetty/webhooks/shared/wiring/withsecrets"
 )
 
-func main() { lambdaapi.Run(api.RouteListDeliveries) }
+func main() { lambdaapi.Run(apifn.Route(api.RouteListDeliveries, withsecrets.Services)) }

@@ -1,12 +1,14 @@
-// Command register-endpoint is the Lambda function behind POST /endpoints. Everything it
-// does at cold start (read and check the configuration, build the AWS clients, adapters and
-// the shared handler with only this route) lives in shared/lambdaapi, identical for every
-// API function.
+// Command register-endpoint is the Lambda function behind POST /endpoints. Its cold start
+// (configuration, AWS clients, adapters and the shared handler with only this route) is
+// shared/lambdaapi with apifn.Route; it links the SDK clients of DynamoDB and KMS (it
+// seals signing secrets).
 package main
 
 import (
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/lambdaapi"
+	"github.com/datajetty/webhooks/shared/wiring/apifn"
+	"github.com/datajetty/webhooks/shared/wiring/withkms"
 )
 
-func main() { lambdaapi.Run(api.RouteRegisterEndpoint) }
+func main() { lambdaapi.Run(apifn.Route(api.RouteRegisterEndpoint, withkms.Services)) }

@@ -1,12 +1,14 @@
-// Command replay is the Lambda function behind POST /replay. Everything it
-// does at cold start (read and check the configuration, build the AWS clients, adapters and
-// the shared handler with only this route) lives in shared/lambdaapi, identical for every
-// API function.
+// Command replay is the Lambda function behind POST /replay. Its cold start
+// (configuration, AWS clients, adapters and the shared handler with only this route) is
+// shared/lambdaapi with apifn.Route; it links the SDK clients of DynamoDB and SQS (the
+// ReplayQueue).
 package main
 
 import (
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/lambdaapi"
+	"github.com/datajetty/webhooks/shared/wiring/apifn"
+	"github.com/datajetty/webhooks/shared/wiring/withsqs"
 )
 
-func main() { lambdaapi.Run(api.RouteStartReplay) }
+func main() { lambdaapi.Run(apifn.Route(api.RouteStartReplay, withsqs.Services)) }

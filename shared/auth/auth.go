@@ -141,8 +141,8 @@ type Verifier struct {
 }
 
 // NewVerifier validates cfg, applies defaults and returns a Verifier. It does
-// not contact the issuer: Lambda cold starts should not pay for (or fail on)
-// a network call that the first Verify will make anyway.
+// not contact the issuer; Prefetch does, so that a cold start can fetch the
+// keys alongside its other work instead of the first request waiting for them.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	u, err := url.Parse(cfg.JWKSURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -186,6 +186,28 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		jwt.WithoutClaimsValidation(),
 	)
 	return v, nil
+}
+
+// Prefetch fetches the issuer's signing keys now, so that the first request
+// finds them cached rather than waiting for the issuer. It waits until the
+// fetch ends or ctx does; in the second case the fetch goes on (it has its
+// own timeout) and the first request that needs keys joins it. A failed
+// prefetch costs nothing later: with no keys cached, the first request
+// fetches again at once. The error wraps ErrKeysUnavailable.
+func (v *Verifier) Prefetch(ctx context.Context) error {
+	c := v.keys
+	c.mu.Lock()
+	call := c.startFetchLocked(ctx, c.now())
+	c.mu.Unlock()
+	select {
+	case <-call.done:
+		if call.err != nil {
+			return fmt.Errorf("%w: %w", ErrKeysUnavailable, call.err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting for JWKS: %w", ErrKeysUnavailable, ctx.Err())
+	}
 }
 
 // Verify checks the Authorization header value ("Bearer <jwt>", scheme

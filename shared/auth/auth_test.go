@@ -68,6 +68,59 @@ func TestNewVerifierDoesNotFetch(t *testing.T) {
 	}
 }
 
+// TestPrefetch: after a prefetch the first request finds the keys cached; a failed one
+// leaves the first request to fetch at once; one that runs out of patience leaves its fetch
+// running for the first request to join.
+func TestPrefetch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newFakeClock()
+	tok := "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKeyA(), "rsa-1", baseClaims(clock))
+
+	srv := newJWKSServer(t, testKey{kid: "rsa-1", priv: rsaKeyA()})
+	v := newTestVerifier(t, srv, clock)
+	if err := v.Prefetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.hits.Load(); n != 1 {
+		t.Errorf("JWKS hits after a prefetch and a request = %d, want 1 (the prefetch's)", n)
+	}
+
+	failing := newJWKSServer(t, testKey{kid: "rsa-1", priv: rsaKeyA()})
+	failing.setStatus(http.StatusServiceUnavailable)
+	v = newTestVerifier(t, failing, clock)
+	if err := v.Prefetch(ctx); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("failed prefetch: %v, want ErrKeysUnavailable", err)
+	}
+	failing.setStatus(http.StatusOK)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("the request after a failed prefetch: %v", err)
+	}
+	if n := failing.hits.Load(); n != 2 {
+		t.Errorf("JWKS hits = %d, want 2 (the request fetched again at once)", n)
+	}
+
+	slow := newJWKSServer(t, testKey{kid: "rsa-1", priv: rsaKeyA()})
+	gate := make(chan struct{})
+	slow.setGate(gate)
+	v = newTestVerifier(t, slow, clock)
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	if err := v.Prefetch(short); !errors.Is(err, ErrKeysUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("prefetch past its wait: %v", err)
+	}
+	close(gate)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("the request joining the prefetch: %v", err)
+	}
+	if n := slow.hits.Load(); n != 1 {
+		t.Errorf("JWKS hits = %d, want 1 (the request joined the prefetch's fetch)", n)
+	}
+}
+
 func TestPrincipalHasScope(t *testing.T) {
 	t.Parallel()
 	p := Principal{Scopes: []string{"webhooks:read", "webhooks:write"}}

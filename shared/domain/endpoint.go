@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// UserAgent identifies the service's requests to tenants' endpoints: handshakes and
+// deliveries.
+const UserAgent = "DataJetty-Webhooks/1.0 (+https://datajetty.com/docs/webhooks)"
+
 // EndpointStatus is the delivery state of an endpoint.
 type EndpointStatus string
 

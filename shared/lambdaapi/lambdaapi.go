@@ -6,16 +6,14 @@ package lambdaapi
 import (
 	"context"
 	"net/http"
-	"os"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/datajetty/webhooks/shared/api"
-	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/portal"
-	"github.com/datajetty/webhooks/shared/wiring"
+	"github.com/datajetty/webhooks/shared/wiring/coldstart"
 )
 
 // Handler adapts an http.Handler to the function signature lambda.Start expects.
@@ -23,23 +21,20 @@ func Handler(h http.Handler) func(context.Context, events.APIGatewayV2HTTPReques
 	return httpadapter.NewV2(h).ProxyWithContext
 }
 
-// Run is the whole cold start of an API function serving route: the shared cold start
-// (wiring.ColdStart) builds the handler once, then the Lambda loop. A bad configuration
-// fails the cold start with the missing variable's name in the log.
-func Run(route string) {
-	h := wiring.ColdStart(func(ctx context.Context, b wiring.Boot) (*api.Handler, error) {
-		return wiring.API(ctx, b.Config, b.AWS, wiring.APIOptions{Logger: b.Logger, Metrics: metrics.New(os.Stdout, "api")}, route)
-	}, "route", route)
-	lambda.Start(Handler(h))
+// Run is the whole life of an API function: its cold start (coldstart.Run) builds the
+// handler once (apifn.Route: the function's route with the services its entry point
+// names), then the Lambda loop. A bad configuration fails the cold start with the missing
+// variable's name in the log.
+func Run(fn coldstart.Function[http.Handler]) {
+	lambda.Start(Handler(coldstart.Run(fn)))
 }
 
-// RunPortal is the cold start of the portal function: it serves the embedded tenant portal
-// (shared/portal) under the API's base path. It needs no AWS client and no token (the page
-// carries no secret; its API calls are authenticated by the API functions), only the
-// frame-ancestors setting, checked at the cold start so a bad value fails it.
+// RunPortal is the portal function: it serves the embedded tenant portal (shared/portal)
+// under the API's base path. It needs no AWS client and no token (the page carries no
+// secret; its API calls are authenticated by the API functions), only the frame-ancestors
+// setting, checked at the cold start so a bad value fails it.
 func RunPortal() {
-	h := wiring.ColdStart(func(_ context.Context, b wiring.Boot) (*portal.Handler, error) {
+	Run(coldstart.Function[http.Handler]{Name: "portal", NameKey: "function", Build: func(_ context.Context, b coldstart.Boot) (http.Handler, error) {
 		return portal.NewHandler(api.BasePath, b.Config.PortalFrameAncestors)
-	}, "function", "portal")
-	lambda.Start(Handler(h))
+	}})
 }

@@ -15,6 +15,7 @@ import (
 // one; then it returns nil and there is nothing to stop.
 func startEmulator(ctx context.Context, root string) (*devstack.Emulator, error) {
 	if os.Getenv("AWS_ENDPOINT_URL") != "" {
+		localCredentials()
 		return nil, nil
 	}
 	if err := os.MkdirAll(filepath.Join(root, ".local"), 0o700); err != nil {
@@ -30,10 +31,17 @@ func startEmulator(ctx context.Context, root string) (*devstack.Emulator, error)
 		return nil, fmt.Errorf("%w (see .local/dev-moto.log)", err)
 	}
 	os.Setenv("AWS_ENDPOINT_URL", emu.URL)
+	localCredentials()
+	return emu, nil
+}
+
+// localCredentials sets the region and the (dummy) credentials the emulator accepts, unless
+// the environment has its own: the functions' AWS configuration reads them from the
+// environment, as Lambda provides them.
+func localCredentials() {
 	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"} {
 		if os.Getenv(k) == "" {
 			os.Setenv(k, v)
 		}
 	}
-	return emu, nil
 }

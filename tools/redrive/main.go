@@ -21,9 +21,9 @@ import (
 	"syscall"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/datajetty/webhooks/shared/wiring"
 	"github.com/datajetty/webhooks/tools/internal/devenv"
 	"github.com/datajetty/webhooks/tools/internal/redrive"
 )
@@ -79,9 +79,11 @@ func run() error {
 	} else if *stack != "" {
 		where = "AWS stack " + *stack
 	}
-	cfg, err := wiring.LoadAWS(ctx)
+	// The SDK's full loader, not the functions' (wiring.LoadAWS): against a real account an
+	// operator's profile, SSO or assumed role supplies the credentials.
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryMaxAttempts(3))
 	if err != nil {
-		return err
+		return fmt.Errorf("load AWS config: %w", err)
 	}
 	if *devEnv == "" && os.Getenv("AWS_ENDPOINT_URL") != "" {
 		where = "the endpoint " + os.Getenv("AWS_ENDPOINT_URL")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -557,6 +558,68 @@ func TestTemplateMetricsAreEmitted(t *testing.T) {
 
 // TestTemplateSecretsKeyGrants: exactly the functions docs/security.md names may use the
 // key that seals webhook signing secrets, each with exactly the actions it names.
+// sdkClients maps an IAM action prefix to the SDK package of its client.
+var sdkClients = map[string]string{
+	"dynamodb":       "github.com/aws/aws-sdk-go-v2/service/dynamodb",
+	"sqs":            "github.com/aws/aws-sdk-go-v2/service/sqs",
+	"kms":            "github.com/aws/aws-sdk-go-v2/service/kms",
+	"secretsmanager": "github.com/aws/aws-sdk-go-v2/service/secretsmanager",
+}
+
+// TestFunctionsLinkTheClientsTheirPoliciesGrant: a function's binary links the SDK client
+// of exactly the services its policies let it call, and not the SDK's full configuration
+// loader (with its STS, SSO and metadata credential sources). A client linked but never
+// granted is package initialisation every cold start pays for nothing (it used to be
+// every client in every function); one granted but not linked is a permission to remove.
+func TestFunctionsLinkTheClientsTheirPoliciesGrant(t *testing.T) {
+	doc := consistencyDoc(t)
+	targets := buildTargets(t)
+	for id, raw := range asMap(doc["Resources"]) {
+		res := asMap(raw)
+		if res["Type"] != functionType || targets[id] == "" {
+			continue
+		}
+		t.Run(id, func(t *testing.T) {
+			granted := map[string]bool{}
+			policies, _ := asMap(res["Properties"])["Policies"].([]any)
+			for _, p := range policies {
+				stmts, _ := asMap(p)["Statement"].([]any)
+				for _, st := range stmts {
+					actions, _ := asMap(st)["Action"].([]any)
+					if a, ok := asMap(st)["Action"].(string); ok {
+						actions = []any{a}
+					}
+					for _, a := range actions {
+						prefix, _, _ := strings.Cut(fmt.Sprint(a), ":")
+						if _, known := sdkClients[prefix]; !known {
+							t.Errorf("action %v: no SDK client known for %q (add it to sdkClients)", a, prefix)
+						}
+						granted[prefix] = true
+					}
+				}
+			}
+			list := exec.Command("go", "list", "-deps", "./functions/"+targets[id])
+			list.Dir = repoRoot(t)
+			out, err := list.Output()
+			if err != nil {
+				t.Fatalf("go list -deps ./functions/%s: %v", targets[id], err)
+			}
+			deps := map[string]bool{}
+			for _, pkg := range strings.Fields(string(out)) {
+				deps[pkg] = true
+			}
+			for prefix, pkg := range sdkClients {
+				if deps[pkg] != granted[prefix] {
+					t.Errorf("links %s: %t; its policies grant %s actions: %t", pkg, deps[pkg], prefix, granted[prefix])
+				}
+			}
+			if deps["github.com/aws/aws-sdk-go-v2/config"] {
+				t.Error("links the SDK's full configuration loader; functions use coldstart.LoadAWS")
+			}
+		})
+	}
+}
+
 func TestTemplateSecretsKeyGrants(t *testing.T) {
 	doc := consistencyDoc(t)
 	want := map[string][]string{

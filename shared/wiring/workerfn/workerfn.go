@@ -1,40 +1,46 @@
-package wiring
+// Package workerfn wires the queue-consumer functions (ingest, deliver, replay worker) on the
+// DynamoDB and SQS adapters, and on the Services their entry points pass (KMS for
+// deliver). The local server and the tests build them too, with every service
+// (shared/wiring).
+package workerfn
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/delivery"
+	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/ingest"
-	"github.com/datajetty/webhooks/shared/kmssecrets"
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/replayworker"
 	"github.com/datajetty/webhooks/shared/ssrf"
 	"github.com/datajetty/webhooks/shared/store"
+	"github.com/datajetty/webhooks/shared/wiring/coldstart"
 )
 
 // The settings each consumer needs, so a function with a missing variable fails at cold
 // start with the variable's name.
 var (
-	ingestNeeds       = []config.Var{config.EventsTable, config.EndpointsTable, config.DeliveryQueueURL, config.IngestDLQURL}
-	replayWorkerNeeds = []config.Var{config.ReplaysTable, config.EndpointsTable, config.EventsTable, config.DeliveryQueueURL, config.ReplayQueueURL}
-	deliverNeeds      = []config.Var{config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.SecretsKeyID}
+	IngestNeeds       = []config.Var{config.EventsTable, config.EndpointsTable, config.DeliveryQueueURL, config.IngestDLQURL}
+	ReplayWorkerNeeds = []config.Var{config.ReplaysTable, config.EndpointsTable, config.EventsTable, config.DeliveryQueueURL, config.ReplayQueueURL}
+	DeliverNeeds      = []config.Var{config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.SecretsKeyID}
 )
 
 // SQSHandler is a queue consumer's Lambda handler.
 type SQSHandler func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
 
-// WorkerOptions are what the queue consumers share besides configuration.
-type WorkerOptions struct {
+// Options are what the queue consumers share besides configuration.
+type Options struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Emitter
 	// Now is the deliver function's clock (time.Now when nil): attempt times, signatures'
@@ -42,7 +48,7 @@ type WorkerOptions struct {
 	Now func() time.Time
 }
 
-func (o WorkerOptions) logger() *slog.Logger {
+func (o Options) logger() *slog.Logger {
 	if o.Logger == nil {
 		return slog.Default()
 	}
@@ -58,7 +64,7 @@ type batchHandler interface {
 // consumer builds a queue consumer the one way all three are built: its package's New
 // checks d, and the returned handler writes the metrics the batch recorded (one EMF line)
 // after each batch. This is the only place a consumer's metrics are flushed.
-func consumer[D any, H batchHandler](newHandler func(D) (H, error), d D, o WorkerOptions) (SQSHandler, error) {
+func consumer[D any, H batchHandler](newHandler func(D) (H, error), d D, o Options) (SQSHandler, error) {
 	h, err := newHandler(d)
 	if err != nil {
 		return nil, err
@@ -72,9 +78,21 @@ func consumer[D any, H batchHandler](newHandler func(D) (H, error), d D, o Worke
 	}, nil
 }
 
+// Builder builds a consumer from configuration and the services its entry point passes.
+type Builder func(cfg config.Config, awsCfg aws.Config, o Options, svc coldstart.Services) (SQSHandler, error)
+
+// Function is the Lambda function of the consumer name (also its metrics' Function
+// dimension), built by build with the services its entry point passes.
+func Function(name string, build Builder, services ...coldstart.Services) coldstart.Function[SQSHandler] {
+	svc := coldstart.Merge(services...)
+	return coldstart.Function[SQSHandler]{Name: name, NameKey: "function", Build: func(_ context.Context, b coldstart.Boot) (SQSHandler, error) {
+		return build(b.Config, b.AWS, Options{Logger: b.Logger, Metrics: metrics.New(os.Stdout, name)}, svc)
+	}}
+}
+
 // Ingest builds the IngestQueue consumer.
-func Ingest(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, error) {
-	if err := cfg.Require(ingestNeeds...); err != nil {
+func Ingest(cfg config.Config, awsCfg aws.Config, o Options, _ coldstart.Services) (SQSHandler, error) {
+	if err := cfg.Require(IngestNeeds...); err != nil {
 		return nil, err
 	}
 	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
@@ -89,8 +107,8 @@ func Ingest(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, 
 }
 
 // ReplayWorker builds the ReplayQueue consumer.
-func ReplayWorker(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, error) {
-	if err := cfg.Require(replayWorkerNeeds...); err != nil {
+func ReplayWorker(cfg config.Config, awsCfg aws.Config, o Options, _ coldstart.Services) (SQSHandler, error) {
+	if err := cfg.Require(ReplayWorkerNeeds...); err != nil {
 		return nil, err
 	}
 	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
@@ -105,20 +123,24 @@ func ReplayWorker(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHan
 	}, o)
 }
 
-// Deliver builds the DeliveryQueue consumer. Its HTTP client carries the SSRF guard
-// (private destinations only when WEBHOOKS_ALLOW_PRIVATE_TARGETS is true, locally).
-func Deliver(cfg config.Config, awsCfg aws.Config, o WorkerOptions) (SQSHandler, error) {
-	if err := cfg.Require(deliverNeeds...); err != nil {
+// Deliver builds the DeliveryQueue consumer; it opens signing secrets with KMS
+// (withkms.Services). Its HTTP client carries the SSRF guard (private destinations only
+// when WEBHOOKS_ALLOW_PRIVATE_TARGETS is true, locally).
+func Deliver(cfg config.Config, awsCfg aws.Config, o Options, svc coldstart.Services) (SQSHandler, error) {
+	if err := cfg.Require(DeliverNeeds...); err != nil {
 		return nil, err
+	}
+	if svc.SecretBox == nil {
+		return nil, errors.New("deliver needs KMS (withkms.Services)")
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	endpoints := store.NewEndpoints(db, cfg.EndpointsTable)
 	opts := delivery.DefaultOptions()
-	opts.UserAgent = UserAgent
+	opts.UserAgent = domain.UserAgent
 	return consumer(delivery.New, delivery.Deps{
 		Endpoints:  endpoints,
 		State:      endpoints,
-		Secrets:    kmssecrets.New(kms.NewFromConfig(awsCfg), cfg.SecretsKeyID),
+		Secrets:    svc.SecretBox(awsCfg, cfg.SecretsKeyID),
 		Log:        store.NewDeliveries(db, cfg.DeliveriesTable),
 		Visibility: queue.NewVisibility(sqs.NewFromConfig(awsCfg), cfg.DeliveryQueueURL),
 		Client:     ssrf.NewClient(ssrf.Policy{AllowPrivate: cfg.AllowPrivateTargets}, opts.AttemptTimeout),

@@ -1,0 +1,21 @@
+// Package withsqs gives an API function's wiring the SQS client: POST /replay's entry point
+// passes Services to hand replays to the ReplayQueue. (The queue consumers link SQS through
+// shared/wiring/workerfn, since they all read and write queues.) Only the functions that
+// import it link the SDK's SQS client.
+package withsqs
+
+import (
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/datajetty/webhooks/shared/app"
+	"github.com/datajetty/webhooks/shared/queue"
+	"github.com/datajetty/webhooks/shared/wiring/coldstart"
+)
+
+// Services builds the ReplayQueue sender (shared/queue).
+var Services = coldstart.Services{
+	ReplayQueue: func(cfg aws.Config, queueURL string) app.ReplayQueue {
+		return queue.NewReplayJobs(sqs.NewFromConfig(cfg), queueURL)
+	},
+}
