@@ -23,6 +23,7 @@ import (
 
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/config"
+	deliverypkg "github.com/datajetty/webhooks/shared/delivery"
 	"github.com/datajetty/webhooks/shared/dev/devissuer"
 	"github.com/datajetty/webhooks/shared/dev/localsqs"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
@@ -85,11 +86,17 @@ func (s *system) run() {
 	})
 }
 
-func newSystem(t *testing.T) *system { return newSystemServing(t) }
+// newSystem provisions a system. tune, when given, adjusts the deliver function's options
+// (the scenario tests shorten retries and the endpoint cache to walk a day in seconds).
+func newSystem(t *testing.T, tune ...func(*deliverypkg.Options)) *system {
+	return newSystemWith(t, nil, tune...)
+}
 
 // newSystemServing is newSystem with the API serving only the named routes (every route
 // when none are named), like a deployment that lacks some of them.
-func newSystemServing(t *testing.T, routes ...string) *system {
+func newSystemServing(t *testing.T, routes ...string) *system { return newSystemWith(t, routes) }
+
+func newSystemWith(t *testing.T, routes []string, tune ...func(*deliverypkg.Options)) *system {
 	t.Helper()
 	stack := testenv.Stack(t, nil)
 	iss, err := devissuer.New("https://issuer.test/", "webhooks-e2e")
@@ -130,7 +137,17 @@ func newSystemServing(t *testing.T, routes ...string) *system {
 	t.Cleanup(srv.Close)
 	s.origin, s.api = srv.URL, srv.URL+api.BasePath
 	poller := func(queue, name string, build func(config.Config, aws.Config, wiring.WorkerOptions) (wiring.SQSHandler, error)) *localsqs.Poller {
-		w, err := build(cfg, awsCfg, wiring.WorkerOptions{Logger: logger, Metrics: metrics.New(s.emf[name], name)})
+		o := wiring.WorkerOptions{Logger: logger, Metrics: metrics.New(s.emf[name], name)}
+		for _, f := range tune {
+			prev := o.TuneDelivery
+			o.TuneDelivery = func(d *deliverypkg.Options) {
+				if prev != nil {
+					prev(d)
+				}
+				f(d)
+			}
+		}
+		w, err := build(cfg, awsCfg, o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,6 +45,9 @@ func (m *memEndpoints) UpdateEndpoint(context.Context, domain.Endpoint, int64, s
 	return nil
 }
 func (m *memEndpoints) DeleteEndpoint(context.Context, domain.Endpoint, int64) error { return nil }
+func (m *memEndpoints) Disable(context.Context, string, string, domain.DisabledReason, string, time.Time) (domain.Endpoint, bool, error) {
+	return domain.Endpoint{}, false, domain.NotFound("not found")
+}
 func (m *memEndpoints) ListEndpoints(_ context.Context, _ string, limit int, _ string) ([]domain.Endpoint, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

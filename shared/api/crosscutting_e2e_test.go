@@ -41,6 +41,8 @@ func routeCases(t *testing.T, epURL string) []routeCase {
 	bodies := map[string]any{
 		api.RouteRegisterEndpoint: map[string]any{"url": epURL, "events": []string{"export.done"}},
 		api.RouteStartReplay:      map[string]any{"endpoint_id": domain.NewID(domain.EndpointIDPrefix), "from": nowMinus(1)},
+		api.RouteDisableEndpoint:  map[string]any{},
+		api.RouteEnableEndpoint:   map[string]any{},
 	}
 	params := map[string]string{"endpoint_id": domain.EndpointIDPrefix, "replay_id": domain.ReplayIDPrefix}
 	var out []routeCase

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,6 +27,7 @@ type endpointView struct {
 	Events                  []string `json:"events"`
 	Status                  string   `json:"status"`
 	DisabledReason          string   `json:"disabled_reason,omitempty"`
+	DisabledDetail          string   `json:"disabled_detail,omitempty"`
 	Version                 int64    `json:"version"`
 	CreatedAt               string   `json:"created_at"`
 	UpdatedAt               string   `json:"updated_at"`
@@ -44,7 +46,8 @@ func viewEndpoint(ep domain.Endpoint, now time.Time) endpointView {
 		URL:            ep.URL,
 		Events:         ep.Events,
 		Status:         string(ep.Status),
-		DisabledReason: ep.DisabledReason,
+		DisabledReason: string(ep.DisabledReason),
+		DisabledDetail: ep.DisabledDetail,
 		Version:        ep.Version,
 		CreatedAt:      ts(ep.CreatedAt),
 		UpdatedAt:      ts(ep.UpdatedAt),
@@ -148,4 +151,35 @@ func (h *Handler) deleteEndpoint(req *request) (response, error) {
 		return response{}, err
 	}
 	return noContent(), nil
+}
+
+// decodeNoBody accepts an empty body or an empty JSON object, the body of routes that take
+// no fields; anything else is refused like any unknown field.
+func decodeNoBody(body []byte) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	return decodeJSON(body, &struct{}{})
+}
+
+func (h *Handler) disableEndpoint(req *request) (response, error) {
+	if err := decodeNoBody(req.body); err != nil {
+		return response{}, err
+	}
+	ep, _, err := h.deps.Endpoints.Disable(req.Context(), req.principal.TenantID, req.params["endpoint_id"])
+	if err != nil {
+		return response{}, err
+	}
+	return jsonResponse(http.StatusOK, viewEndpoint(ep, h.deps.Now())), nil
+}
+
+func (h *Handler) enableEndpoint(req *request) (response, error) {
+	if err := decodeNoBody(req.body); err != nil {
+		return response{}, err
+	}
+	ep, err := h.deps.Endpoints.Enable(req.Context(), req.principal.TenantID, req.params["endpoint_id"])
+	if err != nil {
+		return response{}, err
+	}
+	return jsonResponse(http.StatusOK, viewEndpoint(ep, h.deps.Now())), nil
 }

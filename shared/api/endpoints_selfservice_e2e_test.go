@@ -108,3 +108,77 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestDisableAndEnable: pausing answers the endpoint with reason tenant (once; a second
+// pause changes nothing), resuming runs the handshake (a failing one is 400 on url and
+// changes nothing), and both take an empty body or {} and nothing else.
+func TestDisableAndEnable(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.server(serverOpts{})
+	rc := newReceiver(t)
+	id := c.register("acme", rc.url("/pause")).str("endpoint_id")
+	path := "/endpoints/" + id
+
+	// No body and no Content-Type: a pause is a bodiless POST.
+	r := c.do("POST", path+"/disable", "acme", nil, nil)
+	if r.Status != http.StatusOK || r.str("status") != "disabled" || r.str("disabled_reason") != "tenant" ||
+		r.str("disabled_detail") != "paused by the tenant" || r.Body["version"].(float64) != 2 {
+		t.Fatalf("disable: %d %s", r.Status, r.Raw)
+	}
+	if got := c.do("GET", path, "acme", nil, nil); string(mustJSON(t, got.Body)) != string(mustJSON(t, r.Body)) {
+		t.Fatalf("GET after disable:\n %s\nwant the disable answer\n %s", got.Raw, r.Raw)
+	}
+	again := c.do("POST", path+"/disable", "acme", "{}", nil)
+	if again.Status != http.StatusOK || again.Body["version"].(float64) != 2 || again.str("disabled_reason") != "tenant" {
+		t.Fatalf("disable twice: %d %s, want the endpoint unchanged", again.Status, again.Raw)
+	}
+	r = c.do("POST", path+"/disable", "acme", `{"reason":"x"}`, nil)
+	expectError(t, r, http.StatusBadRequest, "invalid_request", "reason")
+	if r.str("field") != "reason" {
+		t.Fatalf("unknown field: %s", r.Raw)
+	}
+	r = c.do("POST", path+"/disable", "acme", "{}", map[string]string{"Content-Type": "text/plain"})
+	expectError(t, r, http.StatusBadRequest, "invalid_request", "Content-Type")
+	expectError(t, c.do("POST", path+"/disable", "globex", nil, nil), http.StatusNotFound, "not_found", id)
+	expectError(t, c.do("POST", "/endpoints/ep_nope/enable", "acme", nil, nil), http.StatusNotFound, "not_found", "")
+	r = c.do("GET", path+"/disable", "acme", nil, nil)
+	expectError(t, r, http.StatusMethodNotAllowed, "invalid_request", "GET")
+
+	// A paused endpoint cannot be replayed to.
+	r = c.do("POST", "/replay", "acme", map[string]any{"endpoint_id": id, "from": nowMinus(1)}, nil)
+	expectError(t, r, http.StatusConflict, "version_conflict", "disabled")
+
+	// Resuming proves the URL again; a failing handshake changes nothing.
+	before := rc.challenges.Load()
+	rc.mode.Store("500")
+	r = c.do("POST", path+"/enable", "acme", nil, nil)
+	expectError(t, r, http.StatusBadRequest, "invalid_request", "handshake")
+	if r.str("field") != "url" || r.str("reason") != "handshake_failed" {
+		t.Fatalf("failed handshake: %s", r.Raw)
+	}
+	if got := c.do("GET", path, "acme", nil, nil); got.str("status") != "disabled" || got.Body["version"].(float64) != 2 {
+		t.Fatalf("a failed enable changed the endpoint: %s", got.Raw)
+	}
+	rc.mode.Store("echo")
+	r = c.do("POST", path+"/enable", "acme", "{}", nil)
+	if r.Status != http.StatusOK || r.str("status") != "active" || r.Body["version"].(float64) != 3 {
+		t.Fatalf("enable: %d %s", r.Status, r.Raw)
+	}
+	for _, gone := range []string{"disabled_reason", "disabled_detail"} {
+		if _, ok := r.Body[gone]; ok {
+			t.Fatalf("an active endpoint shows %s: %s", gone, r.Raw)
+		}
+	}
+	if n := rc.challenges.Load() - before; n != 2 {
+		t.Fatalf("%d handshakes, want one per enable that had to prove the URL (2)", n)
+	}
+	if r := c.do("POST", path+"/enable", "acme", nil, nil); r.Status != http.StatusOK || r.Body["version"].(float64) != 3 || rc.challenges.Load()-before != 2 {
+		t.Fatalf("enable an active endpoint: %d %s (handshakes %d)", r.Status, r.Raw, rc.challenges.Load()-before)
+	}
+	// Re-registering keeps working as a way to re-enable.
+	c.do("POST", path+"/disable", "acme", nil, nil)
+	if r := c.register("acme", rc.url("/pause")); r.Status != http.StatusOK || r.str("status") != "active" {
+		t.Fatalf("re-register a paused endpoint: %d %s", r.Status, r.Raw)
+	}
+}

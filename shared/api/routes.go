@@ -19,6 +19,8 @@ const (
 	RouteListEventTypes   = "ListEventTypes"
 	RouteGetEndpoint      = "GetEndpoint"
 	RouteDeleteEndpoint   = "DeleteEndpoint"
+	RouteDisableEndpoint  = "DisableEndpoint"
+	RouteEnableEndpoint   = "EnableEndpoint"
 )
 
 // Scopes of the bearer token.
@@ -63,6 +65,8 @@ func Routes() []Route {
 		{Name: RouteListDeliveries, Method: http.MethodGet, Path: "/endpoints/{endpoint_id}/deliveries", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listDeliveries, needs: needDeliveries},
 		{Name: RouteGetEndpoint, Method: http.MethodGet, Path: "/endpoints/{endpoint_id}", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).getEndpoint, needs: needEndpoints},
 		{Name: RouteDeleteEndpoint, Method: http.MethodDelete, Path: "/endpoints/{endpoint_id}", Scope: ScopeWrite, Limit: RuleDefault, handle: (*Handler).deleteEndpoint, needs: needEndpoints},
+		{Name: RouteDisableEndpoint, Method: http.MethodPost, Path: "/endpoints/{endpoint_id}/disable", Scope: ScopeWrite, Limit: RuleDefault, OptionalBody: true, handle: (*Handler).disableEndpoint, needs: needEndpoints},
+		{Name: RouteEnableEndpoint, Method: http.MethodPost, Path: "/endpoints/{endpoint_id}/enable", Scope: ScopeWrite, Limit: RuleDefault, OptionalBody: true, handle: (*Handler).enableEndpoint, needs: needEndpoints},
 		{Name: RouteListEventTypes, Method: http.MethodGet, Path: "/event-types", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listEventTypes, needs: needEventTypes},
 	}
 }

@@ -53,7 +53,7 @@ func (f *fixture) endpoint(t *testing.T, tenantID, url string, s signing.Secret,
 		Status: status, Version: 1, CreatedAt: now.Add(-time.Hour), UpdatedAt: now.Add(-time.Hour),
 	}
 	if status == domain.StatusDisabled {
-		ep.DisabledReason = "410 Gone"
+		ep.DisabledReason, ep.DisabledDetail = domain.DisabledGone, "410 Gone"
 	}
 	ct, err := f.box.Seal(ctx, tenantID, ep.ID, s)
 	if err != nil {

@@ -187,7 +187,7 @@ func (s *Endpoints) update(ctx context.Context, ep domain.Endpoint, version *int
 	ep.URL = url
 	ep.Events = events
 	ep.Status = domain.StatusActive
-	ep.DisabledReason = ""
+	ep.DisabledReason, ep.DisabledDetail = "", ""
 	ep.Version++
 	ep.UpdatedAt = now
 	if err := s.Store.UpdateEndpoint(ctx, ep, expected, previousURL); err != nil {
@@ -257,4 +257,48 @@ func (s *Endpoints) Delete(ctx context.Context, tenantID, endpointID string, ver
 		}
 		return fmt.Errorf("delete endpoint %s: %w", endpointID, err)
 	}
+}
+
+// tenantDisabledDetail is the disabled_detail of an endpoint the tenant paused.
+const tenantDisabledDetail = "paused by the tenant"
+
+// Disable pauses one of the tenant's endpoints: deliveries are skipped (and recorded as
+// such) until it is enabled again; stored events stay for the retention and the watermark
+// stays where it is. An endpoint already disabled, for whatever reason, is returned as it
+// is. changed reports whether this call disabled it.
+func (s *Endpoints) Disable(ctx context.Context, tenantID, endpointID string) (ep domain.Endpoint, changed bool, err error) {
+	if !domain.ValidID(domain.EndpointIDPrefix, endpointID) {
+		return domain.Endpoint{}, false, domain.NotFound("endpoint %s not found", endpointID)
+	}
+	ep, changed, err = s.Store.Disable(ctx, tenantID, endpointID, domain.DisabledByTenant, tenantDisabledDetail, s.Now().UTC())
+	if err != nil {
+		return domain.Endpoint{}, false, fmt.Errorf("disable endpoint %s: %w", endpointID, err)
+	}
+	return ep, changed, nil
+}
+
+// Enable makes a disabled endpoint of the tenant active again, whatever disabled it, after
+// the challenge handshake proves the URL answers (a failed handshake changes nothing and is
+// the client's 400, field url). An active endpoint is returned as it is, without a
+// handshake.
+func (s *Endpoints) Enable(ctx context.Context, tenantID, endpointID string) (domain.Endpoint, error) {
+	ep, err := s.Get(ctx, tenantID, endpointID)
+	if err != nil || ep.Status == domain.StatusActive {
+		return ep, err
+	}
+	secret, err := s.Secrets.Open(ctx, ep.TenantID, ep.ID, ep.SecretCiphertext)
+	if err != nil {
+		return domain.Endpoint{}, fmt.Errorf("open secret of %s: %w", ep.ID, err)
+	}
+	if err := s.Challenger.Verify(ctx, ep.URL, secret); err != nil {
+		return domain.Endpoint{}, handshakeError(err)
+	}
+	expected := ep.Version
+	ep.Status, ep.DisabledReason, ep.DisabledDetail = domain.StatusActive, "", ""
+	ep.Version++
+	ep.UpdatedAt = s.Now().UTC()
+	if err := s.Store.UpdateEndpoint(ctx, ep, expected, ""); err != nil {
+		return domain.Endpoint{}, fmt.Errorf("enable endpoint %s: %w", ep.ID, err)
+	}
+	return ep, nil
 }

@@ -31,6 +31,10 @@ type EndpointStore interface {
 	// DeleteEndpoint deletes ep and frees its URL if its stored version is still
 	// expectedVersion (else a Conflict with domain.ReasonVersionMismatch; NotFound if gone).
 	DeleteEndpoint(ctx context.Context, ep domain.Endpoint, expectedVersion int64) error
+	// Disable marks the endpoint disabled with reason and detail (bumping its version)
+	// unless it already is; it returns the endpoint after the call and whether this call
+	// disabled it. NotFound if absent.
+	Disable(ctx context.Context, tenantID, endpointID string, reason domain.DisabledReason, detail string, now time.Time) (domain.Endpoint, bool, error)
 }
 
 // ReplayStore persists replay jobs and the per-endpoint replay lock.

@@ -36,10 +36,13 @@ const (
 	ClassGone     = "gone"
 )
 
+// goneDetail is the disabled_detail of an endpoint disabled by a 410.
+const goneDetail = "410 Gone"
+
 // Classes of skipped deliveries (nothing was sent): why the job was not delivered.
 const (
-	ClassDisabled = "disabled" // the endpoint is disabled
-	ClassDeleted  = "deleted"  // the endpoint was deleted
+	ClassDisabled = domain.SkippedDisabled // the endpoint is disabled
+	ClassDeleted  = domain.SkippedDeleted  // the endpoint was deleted
 )
 
 // Bounds of a receiver's Retry-After: shorter would hammer a struggling receiver, and
@@ -145,10 +148,12 @@ func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
 		a.Status = domain.DeliveryDead
 		h.metrics.Add(metrics.DeliveriesFailed, 1)
 		log.attempt(ctx, a)
-		if err := h.state.Disable(ctx, job.TenantID, job.EndpointID, "410 Gone", now); err != nil {
+		_, changed, err := h.state.Disable(ctx, job.TenantID, job.EndpointID, domain.DisabledGone, goneDetail, now)
+		switch {
+		case err != nil && !errors.Is(err, domain.ErrNotFound):
 			log.log(ctx, slog.LevelError, "disable endpoint after 410 Gone", slog.Any("error", err))
-		} else {
-			log.log(ctx, slog.LevelWarn, "endpoint disabled", slog.String("reason", "410 Gone"))
+		case changed:
+			log.log(ctx, slog.LevelWarn, "endpoint disabled", slog.String("reason", string(domain.DisabledGone)))
 		}
 		h.cache.invalidate(key)
 		return outcome{ack: true, attempt: a}

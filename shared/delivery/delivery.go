@@ -46,8 +46,9 @@ type EndpointState interface {
 	// AdvanceWatermark moves the watermark forward to `to` (never back) and ends the
 	// endpoint's streak of exhausted deliveries.
 	AdvanceWatermark(ctx context.Context, tenantID, endpointID string, to time.Time) error
-	// Disable marks the endpoint disabled with reason; a missing endpoint is not an error.
-	Disable(ctx context.Context, tenantID, endpointID, reason string, now time.Time) error
+	// Disable marks the endpoint disabled with reason and detail, returning it as it is
+	// after the call and whether this call disabled it; domain.ErrNotFound when it is gone.
+	Disable(ctx context.Context, tenantID, endpointID string, reason domain.DisabledReason, detail string, now time.Time) (domain.Endpoint, bool, error)
 	// RecordExhausted counts a delivery that exhausted its retries and disables the
 	// endpoint when threshold consecutive ones did, reporting whether this call disabled it.
 	RecordExhausted(ctx context.Context, tenantID, endpointID string, threshold int, now time.Time) (disabled bool, err error)

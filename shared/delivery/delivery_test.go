@@ -678,8 +678,8 @@ func TestDeliverGoneDisablesEndpoint(t *testing.T) {
 		t.Fatalf("410 Gone reported as failure: %v (it is final, nothing to retry)", failed)
 	}
 	got := f.get(t, ep)
-	if got.Status != domain.StatusDisabled || got.DisabledReason != "410 Gone" || got.Version != ep.Version+1 {
-		t.Fatalf("endpoint after 410: %s %q v%d", got.Status, got.DisabledReason, got.Version)
+	if got.Status != domain.StatusDisabled || got.DisabledReason != domain.DisabledGone || got.DisabledDetail != "410 Gone" || got.Version != ep.Version+1 {
+		t.Fatalf("endpoint after 410: %s %q (%q) v%d", got.Status, got.DisabledReason, got.DisabledDetail, got.Version)
 	}
 
 	// Later messages are acknowledged and skipped; the receiver hears nothing more.
@@ -719,8 +719,8 @@ func TestDeliverAutoDisablesAfterThreshold(t *testing.T) {
 		t.Fatalf("%d failures reported, want %d", len(failed), threshold)
 	}
 	got := f.get(t, ep)
-	if want := fmt.Sprintf("%d consecutive deliveries exhausted all retries", threshold); got.Status != domain.StatusDisabled || got.DisabledReason != want {
-		t.Fatalf("endpoint: %s %q, want disabled %q", got.Status, got.DisabledReason, want)
+	if want := fmt.Sprintf("%d consecutive deliveries exhausted all retries", threshold); got.Status != domain.StatusDisabled || got.DisabledReason != domain.DisabledFailing || got.DisabledDetail != want {
+		t.Fatalf("endpoint: %s %q (%q), want disabled failing %q", got.Status, got.DisabledReason, got.DisabledDetail, want)
 	}
 	if lines := logLines(f.logs, t, "endpoint auto-disabled"); len(lines) != 1 {
 		t.Errorf("%d \"endpoint auto-disabled\" log lines, want 1", len(lines))

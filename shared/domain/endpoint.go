@@ -20,6 +20,24 @@ const (
 	StatusDisabled EndpointStatus = "disabled"
 )
 
+// DisabledReason is why an endpoint is disabled, as the API shows it.
+type DisabledReason string
+
+// Why an endpoint is disabled.
+const (
+	// DisabledByTenant: the tenant paused it (POST /endpoints/{endpoint_id}/disable).
+	DisabledByTenant DisabledReason = "tenant"
+	// DisabledGone: the receiver answered 410 Gone.
+	DisabledGone DisabledReason = "gone"
+	// DisabledFailing: consecutive deliveries exhausted every retry (auto-disable).
+	DisabledFailing DisabledReason = "failing"
+	// DisabledByOperator: an operator disabled it (docs/runbook.md).
+	DisabledByOperator DisabledReason = "operator"
+)
+
+// DisabledReasons lists every reason, for validation and docs.
+var DisabledReasons = []DisabledReason{DisabledByTenant, DisabledGone, DisabledFailing, DisabledByOperator}
+
 // SecretRotationGrace is how long a replaced signing secret keeps signing deliveries, so
 // receivers can roll their verifier without missing a webhook.
 const SecretRotationGrace = 24 * time.Hour
@@ -43,8 +61,10 @@ type Endpoint struct {
 	UpdatedAt time.Time
 	// Watermark is the occurred_at of the latest event delivered successfully (zero: none).
 	Watermark time.Time
-	// DisabledReason says why Status is disabled (e.g. "410 Gone").
-	DisabledReason string
+	// DisabledReason says why Status is disabled; DisabledDetail says it in words (e.g.
+	// "410 Gone"). Both are empty while the endpoint is active.
+	DisabledReason DisabledReason
+	DisabledDetail string
 
 	// SecretCiphertext is the current signing secret, encrypted (KMS); opaque here.
 	SecretCiphertext []byte

@@ -167,6 +167,12 @@ const (
 	DeliveryFailed    DeliveryStatus = "failed"    // filter only: pending or dead
 )
 
+// Why a skipped delivery was not sent: the ErrorClass of a DeliverySkipped attempt.
+const (
+	SkippedDisabled = "disabled" // the endpoint is disabled
+	SkippedDeleted  = "deleted"  // the endpoint was deleted
+)
+
 // Attempt is one recorded delivery attempt.
 type Attempt struct {
 	TenantID    string

@@ -40,6 +40,12 @@ type JobSender interface {
 	Send(ctx context.Context, jobs []domain.DeliveryJob) (failed []domain.DeliveryJob, err error)
 }
 
+// SkipRecorder writes delivery-log records (shared/store.Deliveries): here, the deliveries
+// skipped because a subscribed endpoint is disabled.
+type SkipRecorder interface {
+	Record(ctx context.Context, attempts []domain.Attempt) error
+}
+
 // DeadLetterSender moves a message that can never succeed to the dead-letter queue.
 type DeadLetterSender interface {
 	Send(ctx context.Context, body, reason, sourceMessageID string) error
@@ -57,7 +63,9 @@ type Deps struct {
 	Endpoints   EndpointLister
 	Jobs        JobSender
 	DeadLetters DeadLetterSender
-	Logger      *slog.Logger
+	// Skips records a skipped delivery for each event a disabled endpoint subscribes to.
+	Skips  SkipRecorder
+	Logger *slog.Logger
 	// Metrics counts EventsIngested and EventsRejected (nil: none).
 	Metrics *metrics.Emitter
 	// Now is the clock events are checked against (domain.CheckEventTime); nil: time.Now.
@@ -74,6 +82,7 @@ type Handler struct {
 	endpoints   EndpointLister
 	jobs        JobSender
 	deadLetters DeadLetterSender
+	skips       SkipRecorder
 	log         *slog.Logger
 	metrics     *metrics.Emitter
 	now         func() time.Time
@@ -82,10 +91,10 @@ type Handler struct {
 
 // New checks d and returns a Handler; build one per instance, at cold start.
 func New(d Deps) (*Handler, error) {
-	if d.Events == nil || d.Endpoints == nil || d.Jobs == nil || d.DeadLetters == nil {
-		return nil, errors.New("ingest: Deps needs Events, Endpoints, Jobs and DeadLetters")
+	if d.Events == nil || d.Endpoints == nil || d.Jobs == nil || d.DeadLetters == nil || d.Skips == nil {
+		return nil, errors.New("ingest: Deps needs Events, Endpoints, Jobs, DeadLetters and Skips")
 	}
-	h := &Handler{events: d.Events, endpoints: d.Endpoints, jobs: d.Jobs, deadLetters: d.DeadLetters, log: d.Logger, metrics: d.Metrics, now: d.Now, eventTypes: d.EventTypes}
+	h := &Handler{events: d.Events, endpoints: d.Endpoints, jobs: d.Jobs, deadLetters: d.DeadLetters, skips: d.Skips, log: d.Logger, metrics: d.Metrics, now: d.Now, eventTypes: d.EventTypes}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -122,6 +131,8 @@ type fanOut struct {
 	event   domain.Event
 	records []*record
 	jobs    int
+	// skipped are the records of the deliveries to disabled endpoints that subscribe.
+	skipped []domain.Attempt
 	failed  bool
 }
 
@@ -144,6 +155,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	b.group(ctx, h.log, results)
 	h.sendJobs(ctx, b, h.buildJobs(ctx, b.pending))
 	h.markFannedOut(ctx, b.pending)
+	h.recordSkipped(ctx, b.pending)
 	resp := b.response()
 	h.log.InfoContext(ctx, "ingest batch done", "records", len(b.records), "events", len(b.valid), "fanned_out", len(b.pending),
 		"jobs", b.jobs, "failures", len(resp.BatchItemFailures))
@@ -216,15 +228,16 @@ func (b *batch) group(ctx context.Context, log *slog.Logger, results []app.PutRe
 }
 
 // buildJobs builds the jobs of the whole batch, one per event and subscribed active
-// endpoint, so they go out in full SendMessageBatch calls. An event whose tenant's
-// endpoints cannot be listed, or whose payload cannot be rendered, is marked failed.
+// endpoint, so they go out in full SendMessageBatch calls, and notes a skipped delivery
+// for each subscribed disabled endpoint. An event whose tenant's endpoints cannot be
+// listed, or whose payload cannot be rendered, is marked failed.
 func (h *Handler) buildJobs(ctx context.Context, pending []*fanOut) []domain.DeliveryJob {
 	listings := map[string]listing{}
 	var jobs []domain.DeliveryJob
 	for _, f := range pending {
 		l, ok := listings[f.event.TenantID]
 		if !ok {
-			l = h.activeEndpoints(ctx, f.event.TenantID)
+			l = h.listEndpoints(ctx, f.event.TenantID)
 			listings[f.event.TenantID] = l
 		}
 		if l.err != nil {
@@ -249,8 +262,39 @@ func (h *Handler) buildJobs(ctx context.Context, pending []*fanOut) []domain.Del
 			jobs = append(jobs, domain.DeliveryJob{TenantID: f.event.TenantID, EndpointID: ep.ID, Event: f.event, Payload: payload})
 			f.jobs++
 		}
+		now := h.now().UTC()
+		for _, ep := range l.disabled {
+			if ep.Subscribes(f.event.Type) {
+				f.skipped = append(f.skipped, domain.Attempt{
+					TenantID: f.event.TenantID, EndpointID: ep.ID, EventID: f.event.ID, EventType: f.event.Type,
+					OccurredAt: f.event.OccurredAt, Number: 1, Status: domain.DeliverySkipped,
+					ErrorClass: domain.SkippedDisabled, AttemptedAt: now,
+				})
+			}
+		}
 	}
 	return jobs
+}
+
+// recordSkipped writes, in one call, the skipped deliveries of the events fanned out: for
+// each, the disabled endpoints that subscribe to it get a record in their delivery log
+// saying why nothing was sent. A failure is logged, not retried: retrying the message
+// would send its jobs again to the active endpoints.
+func (h *Handler) recordSkipped(ctx context.Context, pending []*fanOut) {
+	var skipped []domain.Attempt
+	for _, f := range pending {
+		if !f.failed {
+			skipped = append(skipped, f.skipped...)
+		}
+	}
+	if len(skipped) == 0 {
+		return
+	}
+	if err := h.skips.Record(ctx, skipped); err != nil {
+		h.log.ErrorContext(ctx, "record skipped deliveries to disabled endpoints", "skipped", len(skipped), "error", err)
+		return
+	}
+	h.metrics.Add(metrics.DeliveriesSkipped, float64(len(skipped)))
 }
 
 // sendJobs enqueues the batch's jobs and marks failed every event with a job not enqueued.
@@ -321,14 +365,15 @@ func (h *Handler) deadLetter(ctx context.Context, r *record, body string, reason
 	h.log.WarnContext(ctx, "malformed event dead-lettered", "message_id", r.msgID, "reason", reason.Error(), "bytes", len(body))
 }
 
-// listing is a tenant's active endpoints, or why they could not be listed.
+// listing is a tenant's endpoints, active and disabled, or why they could not be listed.
 type listing struct {
-	endpoints []domain.Endpoint
+	endpoints []domain.Endpoint // active
+	disabled  []domain.Endpoint
 	err       error
 }
 
-// activeEndpoints lists every active endpoint of the tenant, page by page.
-func (h *Handler) activeEndpoints(ctx context.Context, tenantID string) listing {
+// listEndpoints lists every endpoint of the tenant, page by page.
+func (h *Handler) listEndpoints(ctx context.Context, tenantID string) listing {
 	var l listing
 	after := ""
 	for {
@@ -339,6 +384,8 @@ func (h *Handler) activeEndpoints(ctx context.Context, tenantID string) listing 
 		for _, ep := range page {
 			if ep.Status == domain.StatusActive {
 				l.endpoints = append(l.endpoints, ep)
+			} else {
+				l.disabled = append(l.disabled, ep)
 			}
 		}
 		if !more || len(page) == 0 {

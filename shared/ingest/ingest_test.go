@@ -42,6 +42,7 @@ type harness struct {
 	deps        ingest.Deps
 	events      *store.Events
 	endpoints   *store.Endpoints
+	deliveries  *store.Deliveries
 	sqs         *sqs.Client
 	deliveryURL string
 	dlqURL      string
@@ -70,6 +71,7 @@ func newHarness(t testing.TB) *harness {
 	db := dynamodb.NewFromConfig(cfg)
 	hs.events = store.NewEvents(db, stack.Env["WEBHOOKS_EVENTS_TABLE"])
 	hs.endpoints = store.NewEndpoints(db, stack.Env["WEBHOOKS_ENDPOINTS_TABLE"])
+	hs.deliveries = store.NewDeliveries(db, stack.Env["WEBHOOKS_DELIVERIES_TABLE"])
 	hs.deliveryURL = stack.Env["WEBHOOKS_DELIVERY_QUEUE_URL"]
 	hs.dlqURL = stack.Env["WEBHOOKS_INGEST_DLQ_URL"]
 	hs.deps = ingest.Deps{
@@ -77,6 +79,7 @@ func newHarness(t testing.TB) *harness {
 		Endpoints:   hs.endpoints,
 		Jobs:        queue.NewDeliveryJobs(hs.sqs, hs.deliveryURL),
 		DeadLetters: queue.NewDeadLetters(hs.sqs, hs.dlqURL),
+		Skips:       hs.deliveries,
 		Logger:      slog.New(slog.NewJSONHandler(hs.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	hs.with(nil)
@@ -233,7 +236,8 @@ func TestFanOutToMatchingActiveEndpoints(t *testing.T) {
 	wildcard := hs.endpoint("tenant-a", domain.StatusActive, "export.*")
 	all := hs.endpoint("tenant-a", domain.StatusActive, "*")
 	hs.endpoint("tenant-a", domain.StatusActive, "import.done", "export.started")
-	hs.endpoint("tenant-a", domain.StatusDisabled, "*")
+	paused := hs.endpoint("tenant-a", domain.StatusDisabled, "*")
+	pausedElsewhere := hs.endpoint("tenant-a", domain.StatusDisabled, "import.*")
 	hs.endpoint("tenant-b", domain.StatusActive, "*")
 	// A tenant whose id could collide with tenant-a's keys if they were not length-prefixed.
 	hs.endpoint("tenant-a#x", domain.StatusActive, "*")
@@ -243,6 +247,15 @@ func TestFanOutToMatchingActiveEndpoints(t *testing.T) {
 	}
 	if got, want := hs.jobs(), sorted(pairs("evt_1", exact, wildcard, all)); !reflect.DeepEqual(got, want) {
 		t.Errorf("jobs %v, want %v", got, want)
+	}
+	// A disabled endpoint that subscribes gets no job but a record saying why; one that
+	// does not subscribe gets nothing.
+	log, _, err := hs.deliveries.List(context.Background(), "tenant-a", paused, "", 10, "")
+	if err != nil || len(log) != 1 || log[0].EventID != "evt_1" || log[0].Status != domain.DeliverySkipped || log[0].ErrorClass != domain.SkippedDisabled {
+		t.Errorf("delivery log of the disabled endpoint: %+v, %v; want evt_1 skipped (disabled)", log, err)
+	}
+	if log, _, _ := hs.deliveries.List(context.Background(), "tenant-a", pausedElsewhere, "", 10, ""); len(log) != 0 {
+		t.Errorf("a disabled endpoint that does not subscribe got records: %+v", log)
 	}
 	// Stored and marked fanned out.
 	e, _ := domain.ParseEvent([]byte(envelope("tenant-a", "evt_1", "export.done")))

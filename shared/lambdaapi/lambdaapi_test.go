@@ -64,7 +64,11 @@ func TestFixturesThroughLambdaEntryPath(t *testing.T) {
 	functions := map[string]string{} // route name → handler-produced ids, filled as we go
 	invoke := func(t *testing.T, route, fixture string, edit func(ev map[string]any)) events.APIGatewayV2HTTPResponse {
 		t.Helper()
-		h, err := wiring.API(context.Background(), cfg, testenv.AWSConfig(t), wiring.APIOptions{Logger: slog.New(slog.DiscardHandler)}, route)
+		// One tenant sends every fixture within a second or two: more than the default
+		// 10 requests/s, which is not what this test is about.
+		limits := api.DefaultLimits()
+		limits.Default.Limit = 1000
+		h, err := wiring.API(context.Background(), cfg, testenv.AWSConfig(t), wiring.APIOptions{Logger: slog.New(slog.DiscardHandler), Limits: limits}, route)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,8 +156,22 @@ func TestFixturesThroughLambdaEntryPath(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Body, created.EndpointID) {
 		t.Fatalf("get-endpoint.json: %d %s", resp.StatusCode, resp.Body)
 	}
+	for _, step := range []struct{ route, fixture, status string }{
+		{api.RouteDisableEndpoint, "disable-endpoint.json", `"status":"disabled"`},
+		{api.RouteEnableEndpoint, "enable-endpoint.json", `"status":"active"`},
+	} {
+		resp = invoke(t, step.route, step.fixture, func(ev map[string]any) {
+			ev["rawPath"] = strings.Replace(ev["rawPath"].(string), "ep_aaaaaaaaaaaaaaaaaaaaaaaaaa", created.EndpointID, 1)
+			ev["pathParameters"] = map[string]any{"endpoint_id": created.EndpointID}
+			ev["headers"].(map[string]any)["x-request-id"] = "fixture-" + step.fixture + "-" + created.EndpointID
+		})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Body, step.status) {
+			t.Fatalf("%s: %d %s", step.fixture, resp.StatusCode, resp.Body)
+		}
+	}
 	// Unedited, the fixtures name an endpoint that does not exist.
-	for route, fixture := range map[string]string{api.RouteGetEndpoint: "get-endpoint.json", api.RouteDeleteEndpoint: "delete-endpoint.json"} {
+	for route, fixture := range map[string]string{api.RouteGetEndpoint: "get-endpoint.json", api.RouteDeleteEndpoint: "delete-endpoint.json",
+		api.RouteDisableEndpoint: "disable-endpoint.json", api.RouteEnableEndpoint: "enable-endpoint.json"} {
 		if resp := invoke(t, route, fixture, nil); resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("%s unedited: %d %s", fixture, resp.StatusCode, resp.Body)
 		}
@@ -166,7 +184,7 @@ func TestFixturesThroughLambdaEntryPath(t *testing.T) {
 
 	resp = invoke(t, api.RouteDeleteEndpoint, "delete-endpoint.json", func(ev map[string]any) {
 		atEndpoint(ev)
-		ev["rawQueryString"] = "version=1"
+		ev["rawQueryString"] = "version=3" // created, disabled, enabled
 		ev["headers"].(map[string]any)["x-request-id"] = "fixture-delete-" + created.EndpointID
 	})
 	if resp.StatusCode != http.StatusNoContent || resp.Body != "" {

@@ -228,8 +228,11 @@ func (h *Handler) run(ctx context.Context, inv *invocation, log *slog.Logger, jo
 		return &r, false
 	case ep.Status != domain.StatusActive:
 		reason := "the endpoint is disabled"
-		if ep.DisabledReason != "" {
-			reason += " (" + ep.DisabledReason + ")"
+		switch {
+		case ep.DisabledDetail != "":
+			reason += " (" + ep.DisabledDetail + ")"
+		case ep.DisabledReason != "":
+			reason += " (" + string(ep.DisabledReason) + ")"
 		}
 		return &r, h.fail(ctx, log, r, reason)
 	}

@@ -634,7 +634,7 @@ func TestReplaySendsFullBatchesInOneWave(t *testing.T) {
 	const n = 300
 	var types []string
 	for i := range n {
-		typ := "user.created"
+		typ := "import.failed"
 		switch {
 		case i%3 == 0:
 			typ = "import.done"
@@ -763,7 +763,7 @@ func TestReplayOfDisabledEndpointFails(t *testing.T) {
 	r, msg := f.start(t, from, f.now)
 
 	disabled := f.ep
-	disabled.Status, disabled.DisabledReason, disabled.Version = domain.StatusDisabled, "410 Gone", 2
+	disabled.Status, disabled.DisabledReason, disabled.DisabledDetail, disabled.Version = domain.StatusDisabled, domain.DisabledGone, "410 Gone", 2
 	if err := f.endpoints.UpdateEndpoint(ctx, disabled, 1, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -778,7 +778,7 @@ func TestReplayOfDisabledEndpointFails(t *testing.T) {
 		t.Errorf("replay = status %s error %q enqueued %d, want failed because the endpoint is disabled", got.Status, got.Error, got.Enqueued)
 	}
 	// Re-enabled, the endpoint can be replayed again: the failed replay released its lock.
-	disabled.Status, disabled.DisabledReason, disabled.Version = domain.StatusActive, "", 3
+	disabled.Status, disabled.DisabledReason, disabled.DisabledDetail, disabled.Version = domain.StatusActive, "", "", 3
 	if err := f.endpoints.UpdateEndpoint(ctx, disabled, 2, ""); err != nil {
 		t.Fatal(err)
 	}

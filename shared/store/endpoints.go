@@ -41,6 +41,7 @@ type endpointItem struct {
 	UpdatedAt           string   `dynamodbav:"updated_at"`
 	Watermark           string   `dynamodbav:"watermark,omitempty"`
 	DisabledReason      string   `dynamodbav:"disabled_reason,omitempty"`
+	DisabledDetail      string   `dynamodbav:"disabled_detail,omitempty"`
 	SecretCT            []byte   `dynamodbav:"secret_ct,omitempty"`
 	PrevSecretCT        []byte   `dynamodbav:"prev_secret_ct,omitempty"`
 	PrevSecretExpiresAt string   `dynamodbav:"prev_secret_expires_at,omitempty"`
@@ -48,7 +49,7 @@ type endpointItem struct {
 
 // optionalEndpointAttrs are omitted when empty, so an update must REMOVE them. The
 // watermark is optional too but is not listed: UpdateEndpoint never touches it.
-var optionalEndpointAttrs = []string{"disabled_reason", "secret_ct", "prev_secret_ct", "prev_secret_expires_at"}
+var optionalEndpointAttrs = []string{"disabled_reason", "disabled_detail", "secret_ct", "prev_secret_ct", "prev_secret_expires_at"}
 
 // deliveryOwnedAttrs belong to the delivery side (endpointstate.go), which changes them
 // without reading the endpoint; an update written from an earlier read would move the
@@ -58,7 +59,7 @@ var deliveryOwnedAttrs = []string{"watermark", "dead_streak"}
 // listedEndpointAttrs is what ListEndpoints reads: everything but the secret ciphertexts,
 // which a listing never needs and which are the largest attributes.
 var listedEndpointAttrs = []string{"tenant_id", "sk", "endpoint_id", "url", "events", "status", "version",
-	"created_at", "updated_at", "watermark", "disabled_reason", "prev_secret_expires_at"}
+	"created_at", "updated_at", "watermark", "disabled_reason", "disabled_detail", "prev_secret_expires_at"}
 
 // urlClaimItem makes (tenant, URL) unique: its key is derived from the URL, so a second
 // claim fails its attribute_not_exists condition.
@@ -95,7 +96,8 @@ func toEndpointItem(ep domain.Endpoint) endpointItem {
 		CreatedAt:           formatTime(ep.CreatedAt),
 		UpdatedAt:           formatTime(ep.UpdatedAt),
 		Watermark:           formatWatermark(ep.Watermark),
-		DisabledReason:      ep.DisabledReason,
+		DisabledReason:      string(ep.DisabledReason),
+		DisabledDetail:      ep.DisabledDetail,
 		SecretCT:            ep.SecretCiphertext,
 		PrevSecretCT:        ep.PreviousSecretCiphertext,
 		PrevSecretExpiresAt: formatTime(ep.PreviousSecretExpiresAt),
@@ -119,10 +121,10 @@ func (it endpointItem) toDomain() (domain.Endpoint, error) {
 		Events:                   it.Events,
 		Status:                   domain.EndpointStatus(it.Status),
 		Version:                  it.Version,
-		DisabledReason:           it.DisabledReason,
 		SecretCiphertext:         it.SecretCT,
 		PreviousSecretCiphertext: it.PrevSecretCT,
 	}
+	ep.DisabledReason, ep.DisabledDetail = disabledReason(it.DisabledReason, it.DisabledDetail)
 	var errs [4]error
 	ep.CreatedAt, errs[0] = parseTime(it.CreatedAt)
 	ep.UpdatedAt, errs[1] = parseTime(it.UpdatedAt)
@@ -132,6 +134,22 @@ func (it endpointItem) toDomain() (domain.Endpoint, error) {
 		return domain.Endpoint{}, fmt.Errorf("decode endpoint %s: %w", it.EndpointID, err)
 	}
 	return ep, nil
+}
+
+// disabledReason reads the stored reason. Items written before reasons were codes hold the
+// text alone in disabled_reason ("410 Gone", "5 consecutive deliveries exhausted all
+// retries", or an operator's note); they read as that code with the text as detail.
+func disabledReason(reason, detail string) (domain.DisabledReason, string) {
+	if reason == "" || slices.Contains(domain.DisabledReasons, domain.DisabledReason(reason)) {
+		return domain.DisabledReason(reason), detail
+	}
+	switch {
+	case reason == "410 Gone":
+		return domain.DisabledGone, reason
+	case strings.HasSuffix(reason, " consecutive deliveries exhausted all retries"):
+		return domain.DisabledFailing, reason
+	}
+	return domain.DisabledByOperator, reason
 }
 
 func decodeEndpoint(av map[string]types.AttributeValue) (domain.Endpoint, error) {

@@ -113,7 +113,7 @@ func TestEndpointUpdate(t *testing.T) {
 		next.Version = 2
 		next.Events = []string{"*"}
 		next.Status = domain.StatusDisabled
-		next.DisabledReason = "410 Gone"
+		next.DisabledReason, next.DisabledDetail = domain.DisabledGone, "410 Gone"
 		next.Watermark = time.Time{}
 		next.PreviousSecretCiphertext = nil
 		next.PreviousSecretExpiresAt = time.Time{}

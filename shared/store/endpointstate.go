@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -70,46 +71,62 @@ func (s *Endpoints) AdvanceWatermark(ctx context.Context, tenantID, endpointID s
 	return dbErr("reset dead streak of "+endpointID, err)
 }
 
-// Disable marks the endpoint disabled with reason, so later deliveries are skipped until
-// the tenant re-registers it. It increments version, so a tenant's concurrent update made
-// from the old version conflicts instead of silently re-enabling the endpoint, and resets
-// the dead streak, so a re-enabled endpoint starts afresh. A missing or already disabled
-// endpoint is left alone (the first reason stays) and is not an error.
-func (s *Endpoints) Disable(ctx context.Context, tenantID, endpointID, reason string, now time.Time) error {
-	_, err := s.disable(ctx, tenantID, endpointID, reason, now)
-	return err
-}
-
-// disable is Disable reporting whether this call changed the endpoint.
-func (s *Endpoints) disable(ctx context.Context, tenantID, endpointID, reason string, now time.Time) (bool, error) {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           &s.table,
-		Key:                 itemKey(tenantID, endpointSK(endpointID)),
-		UpdateExpression:    aws.String("SET #status = :disabled, #reason = :reason, #updated = :now ADD #version :one REMOVE #streak"),
-		ConditionExpression: aws.String("attribute_exists(sk) AND #status <> :disabled"),
-		ExpressionAttributeNames: map[string]string{
-			"#status": "status", "#reason": "disabled_reason", "#updated": "updated_at",
-			"#version": "version", "#streak": "dead_streak",
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":disabled": &types.AttributeValueMemberS{Value: string(domain.StatusDisabled)},
-			":reason":   &types.AttributeValueMemberS{Value: reason},
-			":now":      &types.AttributeValueMemberS{Value: formatTime(now)},
-			":one":      &types.AttributeValueMemberN{Value: "1"},
-		},
+// Disable marks the endpoint disabled with reason and detail, so later deliveries are
+// skipped until it is enabled again (one UpdateItem). It increments version, so a tenant's
+// concurrent update made from the old version conflicts instead of silently re-enabling
+// the endpoint, and resets the dead streak, so a re-enabled endpoint starts afresh. It
+// returns the endpoint as it is after the call and whether this call disabled it. An
+// endpoint already disabled is left alone (its first reason stays; changed is false); a
+// missing one is NotFound.
+func (s *Endpoints) Disable(ctx context.Context, tenantID, endpointID string, reason domain.DisabledReason, detail string, now time.Time) (domain.Endpoint, bool, error) {
+	names := map[string]string{
+		"#status": "status", "#reason": "disabled_reason", "#updated": "updated_at",
+		"#version": "version", "#streak": "dead_streak", "#detail": "disabled_detail",
+	}
+	values := map[string]types.AttributeValue{
+		":disabled": &types.AttributeValueMemberS{Value: string(domain.StatusDisabled)},
+		":reason":   &types.AttributeValueMemberS{Value: string(reason)},
+		":now":      &types.AttributeValueMemberS{Value: formatTime(now)},
+		":one":      &types.AttributeValueMemberN{Value: "1"},
+	}
+	update := "SET #status = :disabled, #reason = :reason, #updated = :now"
+	remove := " REMOVE #streak"
+	if detail != "" {
+		update += ", #detail = :detail"
+		values[":detail"] = &types.AttributeValueMemberS{Value: detail}
+	} else {
+		remove += ", #detail"
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &s.table,
+		Key:                                 itemKey(tenantID, endpointSK(endpointID)),
+		UpdateExpression:                    aws.String(update + " ADD #version :one" + remove),
+		ConditionExpression:                 aws.String("attribute_exists(sk) AND #status <> :disabled"),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err == nil {
-		return true, nil
+		ep, err := decodeEndpoint(out.Attributes)
+		return ep, true, err
 	}
-	if _, ok := conditionFailed(err); ok {
-		return false, nil
+	ccf, ok := conditionFailed(err)
+	if !ok {
+		return domain.Endpoint{}, false, dbErr("disable endpoint "+endpointID, err)
 	}
-	return false, dbErr("disable endpoint "+endpointID, err)
+	if ccf.Item == nil {
+		// Missing, or the old item did not come back: read it to tell.
+		ep, err := s.GetEndpoint(ctx, tenantID, endpointID)
+		return ep, false, err
+	}
+	ep, err := decodeEndpoint(ccf.Item)
+	return ep, false, err
 }
 
 // RecordExhausted counts one delivery that exhausted all its retries against the active
-// endpoint. When the consecutive count reaches threshold the endpoint is disabled with the
-// reason "<N> consecutive deliveries exhausted all retries", and disabled reports
+// endpoint. When the consecutive count reaches threshold the endpoint is disabled (reason
+// failing, detail "<N> consecutive deliveries exhausted all retries"), and disabled reports
 // true (for exactly one caller: the increment is atomic, and Disable leaves an already
 // disabled endpoint alone). A missing or disabled endpoint counts nothing.
 func (s *Endpoints) RecordExhausted(ctx context.Context, tenantID, endpointID string, threshold int, now time.Time) (bool, error) {
@@ -145,5 +162,9 @@ func (s *Endpoints) RecordExhausted(ctx context.Context, tenantID, endpointID st
 	if streak < threshold {
 		return false, nil
 	}
-	return s.disable(ctx, tenantID, endpointID, fmt.Sprintf("%d consecutive deliveries exhausted all retries", streak), now)
+	_, disabled, err := s.Disable(ctx, tenantID, endpointID, domain.DisabledFailing, fmt.Sprintf("%d consecutive deliveries exhausted all retries", streak), now)
+	if errors.Is(err, domain.ErrNotFound) {
+		return false, nil // deleted meanwhile
+	}
+	return disabled, err
 }

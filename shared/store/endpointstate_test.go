@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -149,12 +151,17 @@ func TestDisable(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := t0.Add(time.Minute)
-	if err := s.Disable(ctx, ep.TenantID, ep.ID, "410 Gone", now); err != nil {
-		t.Fatal(err)
+	after, changed, err := s.Disable(ctx, ep.TenantID, ep.ID, domain.DisabledGone, "410 Gone", now)
+	if err != nil || !changed {
+		t.Fatalf("Disable = changed %v, %v", changed, err)
 	}
 	got := mustGet(t, s, ep)
-	if got.Status != domain.StatusDisabled || got.DisabledReason != "410 Gone" || got.Version != ep.Version+1 || !got.UpdatedAt.Equal(now) {
-		t.Errorf("after Disable: status %s reason %q version %d updated %s", got.Status, got.DisabledReason, got.Version, got.UpdatedAt)
+	if got.Status != domain.StatusDisabled || got.DisabledReason != domain.DisabledGone || got.DisabledDetail != "410 Gone" ||
+		got.Version != ep.Version+1 || !got.UpdatedAt.Equal(now) {
+		t.Errorf("after Disable: status %s reason %q (%q) version %d updated %s", got.Status, got.DisabledReason, got.DisabledDetail, got.Version, got.UpdatedAt)
+	}
+	if !reflect.DeepEqual(after, got) {
+		t.Errorf("Disable returned\n%+v\nthe stored endpoint is\n%+v", after, got)
 	}
 	if streak := deadStreak(t, s, ep); streak != "" {
 		t.Errorf("dead_streak after Disable = %q, want none", streak)
@@ -170,23 +177,65 @@ func TestDisable(t *testing.T) {
 	})
 
 	t.Run("already disabled keeps the first reason", func(t *testing.T) {
-		if err := s.Disable(ctx, ep.TenantID, ep.ID, "other", now.Add(time.Minute)); err != nil {
+		cur, changed, err := s.Disable(ctx, ep.TenantID, ep.ID, domain.DisabledByTenant, "", now.Add(time.Minute))
+		if err != nil || changed {
+			t.Fatalf("second Disable = changed %v, %v", changed, err)
+		}
+		if cur.DisabledReason != domain.DisabledGone || cur.Version != ep.Version+1 {
+			t.Errorf("second Disable returned reason %q version %d, want the endpoint as it was", cur.DisabledReason, cur.Version)
+		}
+		if got := mustGet(t, s, ep); got.DisabledReason != domain.DisabledGone || got.Version != ep.Version+1 {
+			t.Errorf("second Disable changed the endpoint: reason %q version %d", got.DisabledReason, got.Version)
+		}
+	})
+
+	t.Run("re-enabled then disabled without detail clears the old detail", func(t *testing.T) {
+		cur := mustGet(t, s, ep)
+		next := cur
+		next.Status, next.DisabledReason, next.DisabledDetail, next.Version = domain.StatusActive, "", "", cur.Version+1
+		if err := s.UpdateEndpoint(ctx, next, cur.Version, ""); err != nil {
 			t.Fatal(err)
 		}
-		if got := mustGet(t, s, ep); got.DisabledReason != "410 Gone" || got.Version != ep.Version+1 {
-			t.Errorf("second Disable changed the endpoint: reason %q version %d", got.DisabledReason, got.Version)
+		if got := mustGet(t, s, ep); got.DisabledReason != "" || got.DisabledDetail != "" {
+			t.Fatalf("an update to active kept reason %q detail %q", got.DisabledReason, got.DisabledDetail)
+		}
+		if _, changed, err := s.Disable(ctx, ep.TenantID, ep.ID, domain.DisabledByTenant, "", now); err != nil || !changed {
+			t.Fatalf("Disable: %v %v", changed, err)
+		}
+		if got := mustGet(t, s, ep); got.DisabledReason != domain.DisabledByTenant || got.DisabledDetail != "" {
+			t.Fatalf("reason %q detail %q, want tenant and none", got.DisabledReason, got.DisabledDetail)
 		}
 	})
 
 	t.Run("missing endpoint", func(t *testing.T) {
 		ghost := domain.NewID(domain.EndpointIDPrefix)
-		if err := s.Disable(ctx, ep.TenantID, ghost, "410 Gone", now); err != nil {
-			t.Fatal(err)
+		if _, _, err := s.Disable(ctx, ep.TenantID, ghost, domain.DisabledGone, "410 Gone", now); !errors.Is(err, domain.ErrNotFound) {
+			t.Fatalf("Disable(missing) = %v, want not found", err)
 		}
 		if av := rawEndpoint(t, s, ep.TenantID, ghost); av != nil {
 			t.Fatalf("Disable created an item for a missing endpoint: %v", av)
 		}
 	})
+}
+
+// TestDisabledReasonOfOlderItems: an item written when disabled_reason held text reads as
+// a reason code with that text as its detail.
+func TestDisabledReasonOfOlderItems(t *testing.T) {
+	t.Parallel()
+	for stored, want := range map[string]struct {
+		reason domain.DisabledReason
+		detail string
+	}{
+		"410 Gone": {domain.DisabledGone, "410 Gone"},
+		"5 consecutive deliveries exhausted all retries": {domain.DisabledFailing, "5 consecutive deliveries exhausted all retries"},
+		"disabled by operator (INC-1234)":                {domain.DisabledByOperator, "disabled by operator (INC-1234)"},
+		"tenant":                                         {domain.DisabledByTenant, ""},
+		"":                                               {"", ""},
+	} {
+		if r, d := disabledReason(stored, ""); r != want.reason || d != want.detail {
+			t.Errorf("%q reads as %q (%q), want %q (%q)", stored, r, d, want.reason, want.detail)
+		}
+	}
 }
 
 func TestRecordExhausted(t *testing.T) {
@@ -227,8 +276,8 @@ func TestRecordExhausted(t *testing.T) {
 		}
 	}
 	got := mustGet(t, s, ep)
-	if got.Status != domain.StatusDisabled || got.DisabledReason != "3 consecutive deliveries exhausted all retries" {
-		t.Fatalf("after 3 exhausted deliveries: %s %q", got.Status, got.DisabledReason)
+	if got.Status != domain.StatusDisabled || got.DisabledReason != domain.DisabledFailing || got.DisabledDetail != "3 consecutive deliveries exhausted all retries" {
+		t.Fatalf("after 3 exhausted deliveries: %s %q (%q)", got.Status, got.DisabledReason, got.DisabledDetail)
 	}
 	if exhaust(3) {
 		t.Error("a disabled endpoint was disabled again")
@@ -288,7 +337,8 @@ func TestEndpointStateDependencyDown(t *testing.T) {
 	defer cancel()
 	s := NewEndpoints(downClient(t), "endpoints")
 	wantKind(t, s.AdvanceWatermark(ctx, "tenant-a", "ep_1", t0), domain.ErrUnavailable)
-	wantKind(t, s.Disable(ctx, "tenant-a", "ep_1", "410 Gone", t0), domain.ErrUnavailable)
-	_, err := s.RecordExhausted(ctx, "tenant-a", "ep_1", 5, t0)
+	_, _, err := s.Disable(ctx, "tenant-a", "ep_1", domain.DisabledGone, "410 Gone", t0)
+	wantKind(t, err, domain.ErrUnavailable)
+	_, err = s.RecordExhausted(ctx, "tenant-a", "ep_1", 5, t0)
 	wantKind(t, err, domain.ErrUnavailable)
 }

@@ -135,7 +135,7 @@ func TestReplayDisabledEndpoint(t *testing.T) {
 	disabled := f.ep
 	disabled.Version = 2
 	disabled.Status = domain.StatusDisabled
-	disabled.DisabledReason = "410 Gone"
+	disabled.DisabledReason = domain.DisabledGone
 	if err := f.endpoints.UpdateEndpoint(ctx, disabled, 1, f.ep.URL); err != nil {
 		t.Fatal(err)
 	}

@@ -624,6 +624,7 @@ func TestTemplateSecretsKeyGrants(t *testing.T) {
 	doc := consistencyDoc(t)
 	want := map[string][]string{
 		"RegisterEndpointFunction": {"kms:Decrypt", "kms:Encrypt"},
+		"EnableEndpointFunction":   {"kms:Decrypt"},
 		"DeliverFunction":          {"kms:Decrypt"},
 	}
 	got := map[string][]string{}

@@ -203,6 +203,27 @@ func (s *Store) DeleteEndpoint(_ context.Context, ep domain.Endpoint, expectedVe
 	return nil
 }
 
+// Disable marks the endpoint disabled with reason and detail, bumping its version and
+// setting updated_at, unless it already is disabled (then it is returned unchanged and
+// changed is false). NotFound if absent.
+func (s *Store) Disable(_ context.Context, tenantID, endpointID string, reason domain.DisabledReason, detail string, now time.Time) (domain.Endpoint, bool, error) {
+	s.enter()
+	defer s.mu.Unlock()
+	k := key{tenantID, endpointID}
+	ep, ok := s.endpoints[k]
+	if !ok {
+		return domain.Endpoint{}, false, endpointNotFound(endpointID)
+	}
+	if ep.Status == domain.StatusDisabled {
+		return storedEndpoint(ep), false, nil
+	}
+	ep.Status, ep.DisabledReason, ep.DisabledDetail = domain.StatusDisabled, reason, detail
+	ep.Version++
+	ep.UpdatedAt = stored(now)
+	s.endpoints[k] = ep
+	return storedEndpoint(ep), true, nil
+}
+
 func replayNotFound(id string) error { return domain.NotFound("replay %s not found", id) }
 
 // StartReplay takes the endpoint's replay lock until leaseUntil and stores r. The endpoint

@@ -56,6 +56,7 @@ func Run(t *testing.T, s Stores) {
 		{"EndpointUpdateKeepsTheReplayLock", updateKeepsLock},
 		{"DeleteChecksTheVersionAndFreesTheURL", deleteFreesURL},
 		{"ProgressStopsWhenTheEndpointIsDeleted", progressAfterDelete},
+		{"DisableOnceKeepsTheFirstReason", disableOnce},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -149,8 +150,8 @@ func updateChecksVersion(t *testing.T, s Stores, tenant string) {
 	ctx := context.Background()
 	ep := create(t, s, endpoint(tenant, "https://example.com/hook"))
 	next := ep
-	next.Events, next.Version, next.UpdatedAt = []string{"user.created"}, 2, t0.Add(time.Hour)
-	next.Status, next.DisabledReason = domain.StatusDisabled, "410 Gone"
+	next.Events, next.Version, next.UpdatedAt = []string{"import.failed"}, 2, t0.Add(time.Hour)
+	next.Status, next.DisabledReason, next.DisabledDetail = domain.StatusDisabled, domain.DisabledGone, "410 Gone"
 	if err := s.Endpoints.UpdateEndpoint(ctx, next, 1, ep.URL); err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,7 @@ func oneReplayAtATime(t *testing.T, s Stores, tenant string) {
 func replayNeedsActiveEndpoint(t *testing.T, s Stores, tenant string) {
 	ctx := context.Background()
 	ep := endpoint(tenant, "https://example.com/hook")
-	ep.Status, ep.DisabledReason = domain.StatusDisabled, "410 Gone"
+	ep.Status, ep.DisabledReason, ep.DisabledDetail = domain.StatusDisabled, domain.DisabledGone, "410 Gone"
 	create(t, s, ep)
 	lease := t0.Add(domain.ReplayLease)
 	want(t, "a replay of a disabled endpoint", s.Replays.StartReplay(ctx, replay(ep), lease, t0), domain.ErrConflict, domain.ReasonEndpointDisabled)
@@ -411,4 +412,29 @@ func progressAfterDelete(t *testing.T, s Stores, tenant string) {
 	if got := getReplay(t, s, tenant, r.ID); got.Status != domain.ReplayStarted || got.Enqueued != 0 {
 		t.Fatalf("a refused checkpoint wrote the replay: %+v", got)
 	}
+}
+
+func disableOnce(t *testing.T, s Stores, tenant string) {
+	ctx := context.Background()
+	ep := create(t, s, endpoint(tenant, "https://example.com/paused"))
+	now := t0.Add(time.Minute)
+	got, changed, err := s.Endpoints.Disable(ctx, tenant, ep.ID, domain.DisabledByTenant, "paused by the tenant", now)
+	if err != nil || !changed {
+		t.Fatalf("disable: changed %v, %v", changed, err)
+	}
+	wantEP := ep
+	wantEP.Status, wantEP.DisabledReason, wantEP.DisabledDetail, wantEP.Version, wantEP.UpdatedAt = domain.StatusDisabled, domain.DisabledByTenant, "paused by the tenant", 2, now
+	if stored := get(t, s, tenant, ep.ID); !reflect.DeepEqual(stored, wantEP) || !reflect.DeepEqual(got, wantEP) {
+		t.Fatalf("after disable:\n returned %+v\n stored   %+v\n want     %+v", got, stored, wantEP)
+	}
+	again, changed, err := s.Endpoints.Disable(ctx, tenant, ep.ID, domain.DisabledGone, "410 Gone", now.Add(time.Minute))
+	if err != nil || changed || !reflect.DeepEqual(again, wantEP) {
+		t.Fatalf("disable again: changed %v, %v, returned %+v; want the endpoint as it was", changed, err, again)
+	}
+	_, _, err = s.Endpoints.Disable(ctx, tenant, domain.NewID(domain.EndpointIDPrefix), domain.DisabledGone, "", now)
+	want(t, "disable a missing endpoint", err, domain.ErrNotFound, "")
+	// A stale tenant update conflicts instead of re-enabling it.
+	stale := ep
+	stale.Version = 2
+	want(t, "update from before the disable", s.Endpoints.UpdateEndpoint(ctx, stale, 1, ""), domain.ErrConflict, domain.ReasonVersionMismatch)
 }

@@ -41,6 +41,8 @@ var Requirements = map[string][]config.Var{
 	api.RouteListEventTypes:   {},
 	api.RouteGetEndpoint:      {config.EndpointsTable},
 	api.RouteDeleteEndpoint:   {config.EndpointsTable, config.IdempotencyTable},
+	api.RouteDisableEndpoint:  {config.EndpointsTable, config.IdempotencyTable},
+	api.RouteEnableEndpoint:   {config.EndpointsTable, config.IdempotencyTable, config.SecretsKeyID},
 }
 
 // Common is what every API route needs: rate limits and token verification.
@@ -51,6 +53,7 @@ var Common = []config.Var{config.RateLimitTable, config.JWKSURL, config.JWTIssue
 // saying which.
 var servicesNeeded = map[string]func(coldstart.Services) error{
 	api.RouteRegisterEndpoint: func(s coldstart.Services) error { return need(s.SecretBox != nil, "KMS (withkms.Services)") },
+	api.RouteEnableEndpoint:   func(s coldstart.Services) error { return need(s.SecretBox != nil, "KMS (withkms.Services)") },
 	api.RouteStartReplay:      func(s coldstart.Services) error { return need(s.ReplayQueue != nil, "SQS (withsqs.Services)") },
 	api.RouteListEndpoints: func(s coldstart.Services) error {
 		return need(s.ReadSecret != nil, "Secrets Manager (withsecrets.Services)")

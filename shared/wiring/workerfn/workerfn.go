@@ -31,7 +31,7 @@ import (
 // The settings each consumer needs, so a function with a missing variable fails at cold
 // start with the variable's name.
 var (
-	IngestNeeds       = []config.Var{config.EventsTable, config.EndpointsTable, config.DeliveryQueueURL, config.IngestDLQURL}
+	IngestNeeds       = []config.Var{config.EventsTable, config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.IngestDLQURL}
 	ReplayWorkerNeeds = []config.Var{config.ReplaysTable, config.EndpointsTable, config.EventsTable, config.DeliveryQueueURL, config.ReplayQueueURL}
 	DeliverNeeds      = []config.Var{config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.SecretsKeyID}
 )
@@ -46,6 +46,10 @@ type Options struct {
 	// Now is the deliver function's clock (time.Now when nil): attempt times, signatures'
 	// timestamps, the endpoint cache. The cost measurement runs it on a simulated clock.
 	Now func() time.Time
+	// TuneDelivery, when set, adjusts the deliver function's options after the production
+	// defaults: end-to-end tests shorten the retry schedule and the endpoint cache with it
+	// to walk hours of a tenant's day in seconds. The functions never set it.
+	TuneDelivery func(*delivery.Options)
 }
 
 func (o Options) logger() *slog.Logger {
@@ -101,6 +105,7 @@ func Ingest(cfg config.Config, awsCfg aws.Config, o Options, _ coldstart.Service
 		Endpoints:   store.NewEndpoints(db, cfg.EndpointsTable),
 		Jobs:        queue.NewDeliveryJobs(q, cfg.DeliveryQueueURL),
 		DeadLetters: queue.NewDeadLetters(q, cfg.IngestDLQURL),
+		Skips:       store.NewDeliveries(db, cfg.DeliveriesTable),
 		Logger:      o.logger(),
 		Metrics:     o.Metrics,
 	}, o)
@@ -137,6 +142,9 @@ func Deliver(cfg config.Config, awsCfg aws.Config, o Options, svc coldstart.Serv
 	endpoints := store.NewEndpoints(db, cfg.EndpointsTable)
 	opts := delivery.DefaultOptions()
 	opts.UserAgent = domain.UserAgent
+	if o.TuneDelivery != nil {
+		o.TuneDelivery(&opts)
+	}
 	return consumer(delivery.New, delivery.Deps{
 		Endpoints:  endpoints,
 		State:      endpoints,
