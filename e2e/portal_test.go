@@ -293,6 +293,25 @@ func TestPortalJourney(t *testing.T) {
 	waitFor(t, "the replayed deliveries", func() bool { return rc.count() >= before+4 })
 	p.Screenshot("portal-replay")
 
+	// Delete, after a confirmation that can be declined.
+	p.ClickButton(".action-area", "Delete")
+	p.WaitText("dialog[open]", "Delete this endpoint?")
+	p.WaitText("dialog[open]", rc.URL+"/hooks")
+	p.ClickButton("dialog[open]", "Cancel")
+	p.WaitGone("dialog")
+	if n := len(s.endpoints(tenant)); n != 1 {
+		t.Fatalf("declining the confirmation deleted the endpoint (%d left)", n)
+	}
+	p.ClickButton(".action-area", "Delete")
+	p.ClickButton("dialog[open]", "Delete endpoint")
+	p.WaitText("main h2", "Endpoints")
+	p.WaitText("main", "No endpoints yet.")
+	if eps := s.endpoints(tenant); len(eps) != 0 {
+		t.Fatalf("after the delete the API holds %v", eps)
+	}
+	if status, _ := s.call("GET", "/endpoints/"+epID, tenant, nil); status != http.StatusNotFound {
+		t.Fatalf("the deleted endpoint answers %d", status)
+	}
 	for _, m := range p.Console() {
 		if strings.Contains(m, "Content Security Policy") || strings.Contains(m, "Trusted Type") {
 			t.Fatalf("the page broke its own policy: %s", m)
