@@ -127,7 +127,8 @@ func newSystemWith(t *testing.T, routes []string, tune ...func(*deliverypkg.Opti
 	mux.Handle(api.BasePath+"/", h)
 	s := &system{t: t, sqs: sqs.NewFromConfig(awsCfg), ingestQ: stack.Resources["IngestQueue"], issuer: iss, logs: logs, resource: stack.Resources, env: env,
 		emf: map[string]*testenv.Buffer{"ingest": {}, "deliver": {}, "replay-worker": {}}}
-	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors)
+	// The portal is told what this API serves, as the deployed portal function is.
+	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors, api.RouteKeys(routes...))
 	if err != nil {
 		t.Fatal(err)
 	}

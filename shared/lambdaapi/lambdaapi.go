@@ -32,9 +32,10 @@ func Run(fn coldstart.Function[http.Handler]) {
 // RunPortal is the portal function: it serves the embedded tenant portal (shared/portal)
 // under the API's base path. It needs no AWS client and no token (the page carries no
 // secret; its API calls are authenticated by the API functions), only the frame-ancestors
-// setting, checked at the cold start so a bad value fails it.
+// setting, checked at the cold start so a bad value fails it. The page is told the API's
+// routes: the template deploys exactly those next to it (shared/api's agreement test).
 func RunPortal() {
 	Run(coldstart.Function[http.Handler]{Name: "portal", NameKey: "function", Build: func(_ context.Context, b coldstart.Boot) (http.Handler, error) {
-		return portal.NewHandler(api.BasePath, b.Config.PortalFrameAncestors)
+		return portal.NewHandler(api.BasePath, b.Config.PortalFrameAncestors, api.RouteKeys())
 	}})
 }

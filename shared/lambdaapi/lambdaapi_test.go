@@ -203,7 +203,7 @@ func TestFixturesThroughLambdaEntryPath(t *testing.T) {
 // the page comes back as HTML with its security headers, and an asset as JavaScript.
 func TestPortalFixtureThroughLambdaEntryPath(t *testing.T) {
 	t.Parallel()
-	h, err := portal.NewHandler(api.BasePath, "https://platform.example.com")
+	h, err := portal.NewHandler(api.BasePath, "https://platform.example.com", api.RouteKeys())
 	if err != nil {
 		t.Fatal(err)
 	}

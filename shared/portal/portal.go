@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -50,9 +51,18 @@ type Handler struct {
 	header http.Header // security headers of every response
 }
 
+// RoutesFile is the asset that lists the API operations this service offers, as
+// {"routes": ["METHOD /path", ...]} with paths relative to the base path in the router's
+// syntax ("POST /endpoints/{endpoint_id}/disable"). The page reads it before drawing and
+// offers only the actions whose route is listed, so no button leads to a route the
+// service lacks.
+const RoutesFile = "routes.json"
+
 // NewHandler returns the portal handler for the API served at basePath, framable only by
-// frameAncestors (a CSP source list; "" means DefaultFrameAncestors).
-func NewHandler(basePath, frameAncestors string) (*Handler, error) {
+// frameAncestors (a CSP source list; "" means DefaultFrameAncestors), for a service that
+// offers the API operations routes ("METHOD /path", relative to basePath; shared/api's
+// RouteKeys).
+func NewHandler(basePath, frameAncestors string, routes []string) (*Handler, error) {
 	if frameAncestors == "" {
 		frameAncestors = DefaultFrameAncestors
 	}
@@ -80,8 +90,7 @@ func NewHandler(basePath, frameAncestors string) (*Handler, error) {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(body)
-		h.assets[name] = asset{body: body, contentType: ct, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}
+		h.assets[name] = newAsset(body, ct)
 		return nil
 	})
 	if err != nil {
@@ -90,10 +99,39 @@ func NewHandler(basePath, frameAncestors string) (*Handler, error) {
 	if _, ok := h.assets[indexFile]; !ok {
 		return nil, errors.New("portal: no " + indexFile)
 	}
+	if _, ok := h.assets[RoutesFile]; ok {
+		return nil, errors.New("portal: " + RoutesFile + " is generated, not a static file")
+	}
+	list, err := routesJSON(routes)
+	if err != nil {
+		return nil, err
+	}
+	h.assets[RoutesFile] = newAsset(list, contentTypes[".json"])
 	return h, nil
 }
 
 const indexFile = "index.html"
+
+func newAsset(body []byte, contentType string) asset {
+	sum := sha256.Sum256(body)
+	return asset{body: body, contentType: contentType, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}
+}
+
+// routesJSON is the body of RoutesFile: the routes, checked and sorted.
+func routesJSON(routes []string) ([]byte, error) {
+	list := make([]string, 0, len(routes))
+	for _, r := range routes {
+		method, p, ok := strings.Cut(r, " ")
+		if !ok || method == "" || method != strings.ToUpper(method) || !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t") {
+			return nil, fmt.Errorf("portal: route %q is not \"METHOD /path\"", r)
+		}
+		list = append(list, r)
+	}
+	sort.Strings(list)
+	return json.Marshal(struct {
+		Routes []string `json:"routes"`
+	}{list})
+}
 
 // contentTypes are the only kinds of file the portal ships; each is served with its exact
 // type (and nosniff), so a browser never guesses.
@@ -102,6 +140,7 @@ var contentTypes = map[string]string{
 	".js":   "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",
 	".svg":  "image/svg+xml",
+	".json": "application/json",
 }
 
 // Files lists the embedded assets by name (tests and docs).

@@ -14,7 +14,7 @@ const base = "/api/v1/data-consumption/webhooks"
 
 func newHandler(t *testing.T, frameAncestors string) *portal.Handler {
 	t.Helper()
-	h, err := portal.NewHandler(base, frameAncestors)
+	h, err := portal.NewHandler(base, frameAncestors, []string{"GET /endpoints", "POST /endpoints/{endpoint_id}/disable"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +84,31 @@ func TestServesPageAssetsAndRedirect(t *testing.T) {
 	}
 	if w := get(h, "POST", base+"/portal/"); w.Header().Get("Allow") != "GET, HEAD" {
 		t.Errorf("405 without Allow: %v", w.Header())
+	}
+}
+
+// TestRoutesFileListsWhatTheServiceOffers: the page learns the API's routes from
+// routes.json, exactly as given, sorted; a malformed route is refused at construction.
+func TestRoutesFileListsWhatTheServiceOffers(t *testing.T) {
+	t.Parallel()
+	w := get(newHandler(t, ""), "GET", base+"/portal/"+portal.RoutesFile)
+	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" || w.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("%s: %d %v", portal.RoutesFile, w.Code, w.Header())
+	}
+	if got, want := w.Body.String(), `{"routes":["GET /endpoints","POST /endpoints/{endpoint_id}/disable"]}`; got != want {
+		t.Errorf("%s = %s, want %s", portal.RoutesFile, got, want)
+	}
+	h, err := portal.NewHandler(base, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get(h, "GET", base+"/portal/"+portal.RoutesFile).Body.String(); got != `{"routes":[]}` {
+		t.Errorf("no routes: %s", got)
+	}
+	for _, bad := range []string{"endpoints", "get /endpoints", "GET endpoints", "GET"} {
+		if _, err := portal.NewHandler(base, "", []string{bad}); err == nil {
+			t.Errorf("route %q accepted", bad)
+		}
 	}
 }
 
@@ -161,7 +186,7 @@ func TestParseFrameAncestors(t *testing.T) {
 			t.Errorf("%q accepted as %q", bad, got)
 		}
 	}
-	if _, err := portal.NewHandler(base, "*"); err == nil {
+	if _, err := portal.NewHandler(base, "*", nil); err == nil {
 		t.Error("NewHandler accepted frame ancestors *")
 	}
 }

@@ -94,7 +94,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	mux.Handle(api.BasePath+"/", h)
-	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors)
+	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors, api.RouteKeys())
 	if err != nil {
 		return err
 	}

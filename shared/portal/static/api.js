@@ -8,6 +8,30 @@ import * as session from './session.js';
 /** base is the API's base path: the portal lives at {base}/portal/. */
 const base = new URL('../', document.baseURI);
 
+// offered is the set of the API's routes ("METHOD /path", as the router writes them) this
+// service serves, read from routes.json next to the page; null when it could not be read.
+let offered = null;
+
+/** loadRoutes reads which API routes this service offers (once, before the first screen). */
+export async function loadRoutes() {
+  try {
+    const resp = await fetch(new URL('routes.json', document.baseURI), { credentials: 'omit', cache: 'no-store', redirect: 'error' });
+    const body = resp.ok ? await resp.json() : null;
+    offered = body && Array.isArray(body.routes) ? new Set(body.routes) : null;
+  } catch {
+    offered = null; // unknown: offer every action, and hide one when the API says it lacks it
+  }
+}
+
+/**
+ * offers says whether the service serves the route (method and path as the router writes
+ * it, e.g. offers('POST', '/endpoints/{endpoint_id}/disable')). The page draws no control
+ * for a route the service does not serve.
+ */
+export function offers(method, path) {
+  return offered === null || offered.has(`${method} ${path}`);
+}
+
 /** ApiError is a failed call, with the contract's error body. */
 export class ApiError extends Error {
   constructor({ status, code, message, field, reason, requestId, retryAfter, routeMissing }) {

@@ -2,6 +2,7 @@
 // endpoint), addressed by the query string so the browser's back button and reload work.
 
 import * as session from './session.js';
+import { loadRoutes } from './api.js';
 import { el, replace, when } from './dom.js';
 import { renderList, renderNew } from './endpoints.js';
 import { renderEndpoint } from './endpoint.js';
@@ -80,4 +81,5 @@ session.onChange(() => {
   show(); // a fresh token: start over with it
 });
 window.addEventListener('popstate', () => show(true));
+await loadRoutes();
 show();

@@ -1,7 +1,7 @@
 // An endpoint's delivery log: newest attempt first, filtered by status, a page at a time;
 // one attempt in detail, and resending its event.
 
-import { call, explain, ApiError } from './api.js';
+import { call, explain, offers, ApiError } from './api.js';
 import * as session from './session.js';
 import { el, replace, timeEl, uid, message } from './dom.js';
 
@@ -123,7 +123,7 @@ function openAttempt(id, a) {
 
   const close = el('button', { type: 'button', class: 'secondary', text: 'Close' });
   const actions = el('div', { class: 'actions' }, close);
-  if (session.can('replay')) {
+  if (session.can('replay') && offers('POST', '/endpoints/{endpoint_id}/deliveries/{event_id}/resend')) {
     const resend = el('button', { type: 'button', class: 'primary', text: 'Resend this event' });
     resend.addEventListener('click', async () => {
       resend.disabled = true;

@@ -1,7 +1,7 @@
 // One endpoint: its settings and the actions on it (edit, rotate the secret, pause, resume,
 // delete, send a test event), its delivery log, and replays.
 
-import { call, explain, ApiError } from './api.js';
+import { call, explain, offers, ApiError } from './api.js';
 import * as session from './session.js';
 import { el, replace, timeEl, field, showFieldError, clearFieldErrors, message } from './dom.js';
 import { eventPicker } from './events.js';
@@ -13,10 +13,12 @@ import { replayPanel } from './replay.js';
 /** getEndpoint reads one endpoint (GET /endpoints/{id}; where the service lacks that
  * route, it is looked up in the list). */
 export async function getEndpoint(id) {
-  try {
-    return await call('GET', `endpoints/${encodeURIComponent(id)}`);
-  } catch (err) {
-    if (!(err instanceof ApiError) || !err.routeMissing) throw err;
+  if (offers('GET', '/endpoints/{endpoint_id}')) {
+    try {
+      return await call('GET', `endpoints/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (!(err instanceof ApiError) || !err.routeMissing) throw err;
+    }
   }
   let cursor = '';
   for (let pages = 0; pages < 100; pages += 1) {
@@ -55,7 +57,7 @@ export function renderEndpoint(ctx, id) {
   const panel = el('div', { class: 'panel-slot' });
   const actions = el('div', { class: 'action-area' }, buttons, status, panel);
   const log = deliveryLog(id);
-  const replay = session.can('replay') ? replayPanel(() => state.ep) : null;
+  const replay = session.can('replay') && offers('POST', '/replay') ? replayPanel(() => state.ep) : null;
 
   function draw() {
     replace(settings, describe(state.ep));
@@ -122,29 +124,35 @@ function actionButtons(ctx, state, { status, panel, redraw, refreshFacts, refres
     done(text);
   };
 
-  if (session.can('write')) {
+  // An action is offered when the token's scopes allow it and the service serves its route.
+  const canWrite = session.can('write');
+  const canReplay = session.can('replay');
+  if (canWrite && offers('POST', '/endpoints')) {
     button('Edit', () => replace(panel, editForm(ep(), panel, (fresh) => update(fresh, 'Saved.'))));
     button('Rotate secret', () => rotate(ep(), panel, (fresh) => {
       state.ep = fresh; // the facts change; the panel with the new secret stays open
       refreshFacts();
     }));
-    if (ep().status === 'active') {
-      button('Pause', async () => {
-        const fresh = await call('POST', `endpoints/${ep().endpoint_id}/disable`, { body: {} });
-        update(fresh, 'Paused: new events are recorded as skipped until you resume; nothing stored is lost.');
-      });
-    } else {
-      button('Resume', async () => {
-        replace(status, message('info', 'Checking your receiver: sending the challenge…'));
-        try {
-          const fresh = await call('POST', `endpoints/${ep().endpoint_id}/enable`, { body: {} });
-          update(fresh, 'Resumed: the handshake succeeded and deliveries continue. Replay what was skipped from the replay section.');
-        } catch (err) {
-          if (!(err instanceof ApiError) || err.field !== 'url') throw err;
-          replace(status, message('error', `Resume: the handshake failed: ${err.message}. Your receiver must answer the challenge with a 2xx echoing it; the endpoint stays paused.`));
-        }
-      });
-    }
+  }
+  if (canWrite && ep().status === 'active' && offers('POST', '/endpoints/{endpoint_id}/disable')) {
+    button('Pause', async () => {
+      const fresh = await call('POST', `endpoints/${ep().endpoint_id}/disable`, { body: {} });
+      update(fresh, 'Paused: new events are recorded as skipped until you resume; nothing stored is lost.');
+    });
+  }
+  if (canWrite && ep().status !== 'active' && offers('POST', '/endpoints/{endpoint_id}/enable')) {
+    button('Resume', async () => {
+      replace(status, message('info', 'Checking your receiver: sending the challenge…'));
+      try {
+        const fresh = await call('POST', `endpoints/${ep().endpoint_id}/enable`, { body: {} });
+        update(fresh, 'Resumed: the handshake succeeded and deliveries continue. Replay what was skipped from the replay section.');
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.field !== 'url') throw err;
+        replace(status, message('error', `Resume: the handshake failed: ${err.message}. Your receiver must answer the challenge with a 2xx echoing it; the endpoint stays paused.`));
+      }
+    });
+  }
+  if (canWrite && offers('DELETE', '/endpoints/{endpoint_id}')) {
     button('Delete', async () => {
       const ok = await confirm({
         title: 'Delete this endpoint?',
@@ -157,7 +165,7 @@ function actionButtons(ctx, state, { status, panel, redraw, refreshFacts, refres
       ctx.navigate({});
     }, 'danger');
   }
-  if (session.can('replay')) {
+  if (canReplay && offers('POST', '/endpoints/{endpoint_id}/test')) {
     button('Send test event', async () => {
       replace(status, message('info', 'Sending a test event…'));
       const attempt = await call('POST', `endpoints/${ep().endpoint_id}/test`, { body: {} });

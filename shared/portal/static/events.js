@@ -1,13 +1,16 @@
 // The event picker: the platform's catalog (GET /event-types) as checkboxes, plus patterns
 // typed by hand (wildcards such as "export.*" or "*").
 
-import { call, explain } from './api.js';
+import { call, explain, offers, ApiError } from './api.js';
 import { el, uid, replace } from './dom.js';
 
 let catalog = null;
 
 /** loadCatalog fetches the catalog once per page. */
 export function loadCatalog() {
+  if (!catalog && !offers('GET', '/event-types')) {
+    return Promise.resolve({ items: [], error: new ApiError({ status: 404, routeMissing: true }) });
+  }
   if (!catalog) {
     catalog = call('GET', 'event-types').then(
       (body) => ({ items: Array.isArray(body && body.items) ? body.items : [] }),

@@ -1,5 +1,5 @@
-// Replays: re-deliver an endpoint's stored events from its watermark, from a chosen time,
-// or only those whose delivery failed; then watch the replay until it ends.
+// Replays: re-deliver an endpoint's stored events from its watermark or from a chosen
+// time; then watch the replay until it ends.
 
 import { call, explain } from './api.js';
 import { el, replace, uid, message, showFieldError, clearFieldErrors, when } from './dom.js';
@@ -32,7 +32,6 @@ export function replayPanel(current) {
   const modes = [
     radio('watermark', 'Everything since the last successful delivery (the watermark)', true),
     radio('time', 'Everything since a time', false),
-    radio('failed', 'Only the events whose delivery failed, since a time', false),
   ];
   const from = el('input', { type: 'text', id: uid('from'), value: formatLocal(new Date(Date.now() - 24 * 3600 * 1000)), inputmode: 'numeric', autocomplete: 'off', spellcheck: 'false' });
   const fromError = el('p', { class: 'field-error', id: `${from.id}-error`, hidden: true });
@@ -75,7 +74,6 @@ export function replayPanel(current) {
         return;
       }
       body.from = d.toISOString();
-      if (mode() === 'failed') body.only_failed = true;
     }
     start.disabled = true;
     replace(status, message('info', 'Starting the replay…'));
@@ -88,8 +86,6 @@ export function replayPanel(current) {
         showFieldError(from, explain(err));
         if (mode() === 'watermark') replace(status, message('error', explain(err)));
         else from.focus();
-      } else if (err.field === 'only_failed') {
-        replace(status, message('error', 'This service cannot replay only the failed events yet: choose another option.'));
       } else {
         replace(status, message('error', explain(err)));
       }
