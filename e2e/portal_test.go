@@ -89,6 +89,12 @@ func (rc *hookReceiver) lastChallengeVerifies(t *testing.T, secret string) bool 
 	return n > 0 && wh.Verify(rc.chBodies[n-1], rc.chHeads[n-1]) == nil
 }
 
+func (rc *hookReceiver) challengeCount() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.chHeads)
+}
+
 func (rc *hookReceiver) count() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -292,6 +298,36 @@ func TestPortalJourney(t *testing.T) {
 	p.WaitText(".replay-status", "Completed: 4 events queued")
 	waitFor(t, "the replayed deliveries", func() bool { return rc.count() >= before+4 })
 	p.Screenshot("portal-replay")
+
+	// Pause: what arrives meanwhile is recorded as skipped; resume runs the handshake.
+	p.ClickButton(".action-area", "Pause")
+	p.WaitText(".action-status", "Paused")
+	p.WaitText("main dl.facts", "Paused by you")
+	if ep := s.endpoints(tenant)[0]; ep["status"] != "disabled" || ep["disabled_reason"] != "tenant" {
+		t.Fatalf("after Pause the API holds %v", ep)
+	}
+	s.publishN(tenant, "export.done", 1, time.Now().Add(-5*time.Second))
+	p.Do(chromedp.SetValue(chromedp.CSS(".log select"), "skipped"))
+	browser.Eval[bool](p, `document.querySelector(".log select").dispatchEvent(new Event("change")) || true`)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.Text(".log"), "Skipped") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the event sent while paused is not in the log as skipped: %s", p.Text(".log"))
+		}
+		time.Sleep(300 * time.Millisecond)
+		p.ClickButton(".log", "Refresh")
+	}
+	p.Screenshot("portal-paused")
+	chBefore := rc.challengeCount()
+	p.ClickButton(".action-area", "Resume")
+	p.WaitText(".action-status", "Resumed")
+	p.WaitText("main dl.facts", "Active")
+	if rc.challengeCount() != chBefore+1 {
+		t.Fatal("resuming ran no handshake")
+	}
+	if ep := s.endpoints(tenant)[0]; ep["status"] != "active" {
+		t.Fatalf("after Resume the API holds %v", ep)
+	}
 
 	// Delete, after a confirmation that can be declined.
 	p.ClickButton(".action-area", "Delete")
