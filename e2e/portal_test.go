@@ -652,3 +652,67 @@ func TestPortalWithoutSelfServiceRoutes(t *testing.T) {
 		t.Fatalf("the API holds %v", eps)
 	}
 }
+
+// TestPortalShowsWhyAnEndpointStopped: a receiver answers 410 Gone, the service disables
+// its endpoint; the list and the endpoint's page say so in plain words with the service's
+// own detail and what to do, offer Resume instead of Pause, and resuming (after the
+// receiver is fixed) runs the handshake and makes it active again.
+func TestPortalShowsWhyAnEndpointStopped(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.run()
+	const tenant = "portal-gone"
+	var mu sync.Mutex
+	code := http.StatusGone
+	rc := newHookReceiver(t, func(w http.ResponseWriter) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(code)
+	})
+	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/gone", "events": []string{"export.*"}})
+	if status != 201 {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	epID := body["endpoint_id"].(string)
+	s.publishN(tenant, "export.done", 1, time.Now().Add(-time.Minute))
+	waitFor(t, "the endpoint disabled by the 410", func() bool {
+		_, ep := s.call("GET", "/endpoints/"+epID, tenant, nil)
+		return ep["status"] == "disabled"
+	})
+	if _, ep := s.call("GET", "/endpoints/"+epID, tenant, nil); ep["disabled_reason"] != "gone" || ep["disabled_detail"] != "410 Gone" {
+		t.Fatalf("the API holds %v", ep)
+	}
+
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+	p.WaitText("main table", "Disabled")
+	p.WaitText("main table", "The receiver answered 410 Gone, so deliveries stopped. 410 Gone")
+	p.ClickButton("main table", "Manage")
+	p.WaitText("[data-field=disabled-reason]", "The receiver answered 410 Gone, so deliveries stopped.")
+	p.WaitText("[data-field=disabled-detail]", "410 Gone")
+	p.WaitText("main dl.facts", "Fix your receiver, then Resume")
+	p.WaitText(".action-area", "Resume")
+	labels := browser.Eval[[]string](p, `[...document.querySelectorAll(".action-area button")].filter(b => !b.hidden).map(b => b.innerText.trim())`)
+	for _, l := range labels {
+		if l == "Pause" {
+			t.Fatalf("a disabled endpoint is offered Pause (buttons: %v)", labels)
+		}
+	}
+	p.Screenshot("portal-gone")
+
+	mu.Lock()
+	code = http.StatusOK
+	mu.Unlock()
+	chBefore := rc.challengeCount()
+	p.ClickButton(".action-area", "Resume")
+	p.WaitText(".action-status", "Resumed")
+	p.WaitText("main dl.facts", "Active")
+	if rc.challengeCount() != chBefore+1 {
+		t.Fatal("resuming ran no handshake")
+	}
+	if _, ep := s.call("GET", "/endpoints/"+epID, tenant, nil); ep["status"] != "active" || ep["disabled_reason"] != nil {
+		t.Fatalf("after Resume the API holds %v", ep)
+	}
+	if n := browser.Eval[int](p, `document.querySelectorAll("[data-field=disabled-reason], [data-field=disabled-detail]").length`); n != 0 {
+		t.Fatal("an active endpoint still shows why it was disabled")
+	}
+}

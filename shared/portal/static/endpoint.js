@@ -75,8 +75,14 @@ function describe(ep) {
   const dl = el('dl', { class: 'facts' });
   const row = (k, ...v) => dl.append(el('dt', { text: k }), el('dd', {}, ...v));
   row('URL', el('span', { class: 'mono url', 'data-field': 'url', text: ep.url }));
-  row('Status', el('span', { 'data-field': 'status' }, statusBadges(ep)));
-  if (ep.status !== 'active') row('Why', el('span', { text: disabledText(ep) || 'Disabled.' }));
+  row('Status', el('span', { 'data-field': 'status' }, statusBadges(ep, false)));
+  if (ep.status !== 'active') {
+    row('Why', el('span', { 'data-field': 'disabled-reason', text: disabledText(ep) || 'Disabled.' }));
+    if (ep.disabled_detail) row('Details', el('span', { 'data-field': 'disabled-detail', text: ep.disabled_detail }));
+    if (ep.disabled_reason !== 'tenant' && session.can('write') && offers('POST', '/endpoints/{endpoint_id}/enable')) {
+      row('What to do', el('span', { text: 'Fix your receiver, then Resume: a challenge is sent first, and deliveries continue once it is answered. Replay what was missed from the replay section.' }));
+    }
+  }
   if (ep.failing) {
     row('Failing', el('span', { text: 'Deliveries to this endpoint have been failing' }),
       ep.failing_since ? el('span', {}, ' since ', timeEl(ep.failing_since)) : null, '.');

@@ -59,15 +59,19 @@ export function confirm({ title, body, confirmLabel, danger = false }) {
   });
 }
 
-/** statusBadge shows an endpoint's status, why it is disabled, and whether it is failing. */
-export function statusBadges(ep) {
+/** statusBadges shows an endpoint's status, why it is disabled (unless withReason is
+ * false: the caller says it elsewhere), and whether it is failing. */
+export function statusBadges(ep, withReason = true) {
   const out = [];
   if (ep.status === 'active') {
     out.push(el('span', { class: 'badge badge-ok', text: 'Active' }));
   } else {
     out.push(el('span', { class: 'badge badge-off', text: ep.disabled_reason === 'tenant' ? 'Paused' : 'Disabled' }));
     const why = disabledText(ep);
-    if (why) out.push(el('span', { class: 'reason', text: why }));
+    // The service's own words (an operator's note, "410 Gone") follow, except for a pause,
+    // which "Paused by you" already says.
+    const detail = ep.disabled_detail && ep.disabled_reason !== 'tenant' ? ` ${ep.disabled_detail}` : '';
+    if (withReason && (why || detail)) out.push(el('span', { class: 'reason', text: `${why}${detail}` }));
   }
   if (ep.failing) {
     out.push(el('span', { class: 'badge badge-warn', text: 'Failing' }));
@@ -75,14 +79,16 @@ export function statusBadges(ep) {
   return out;
 }
 
-/** disabledText explains a disabled_reason (and disabled_detail) in plain words. */
+const reasonWords = {
+  tenant: 'Paused by you.',
+  gone: 'The receiver answered 410 Gone, so deliveries stopped.',
+  failing: 'Disabled after deliveries kept failing.',
+  operator: 'Disabled by the platform\'s operator.',
+};
+
+/** disabledText explains a disabled_reason in plain words (a reason it does not know, as
+ * the service wrote it). */
 export function disabledText(ep) {
-  const detail = ep.disabled_detail ? ` (${ep.disabled_detail})` : '';
-  switch (ep.disabled_reason) {
-    case 'tenant': return `Paused by you${detail}.`;
-    case 'gone': return `The receiver answered 410 Gone, so deliveries stopped${detail}.`;
-    case 'failing': return `Disabled after repeated failed deliveries${detail}.`;
-    case undefined: case null: case '': return detail ? detail.trim() : '';
-    default: return `${ep.disabled_reason}${detail}`;
-  }
+  if (!ep.disabled_reason) return '';
+  return reasonWords[ep.disabled_reason] || String(ep.disabled_reason);
 }
