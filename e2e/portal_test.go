@@ -536,6 +536,19 @@ func TestPortalReadOnlyAndExpiry(t *testing.T) {
 	}
 	p.Screenshot("portal-readonly")
 
+	// A token about to expire: a minute before, the page says when the session ends, and
+	// still works.
+	browser.Eval[bool](p, fmt.Sprintf(`(location.hash = "token=%s", true)`, s.token(tenant, []string{api.ScopeRead}, 63*time.Second)))
+	p.WaitText("main dl.facts", "/ro")
+	p.WaitText("#banner", "Your session ends at")
+	p.WaitText("#banner", "open the portal again from your platform")
+	if browser.Eval[bool](p, `document.getElementById("main").inert`) {
+		t.Fatal("a session about to end is already unusable")
+	}
+	p.ClickButton(".log", "Refresh")
+	p.WaitText(".log", "No deliveries yet.")
+	p.Screenshot("portal-ending")
+
 	// The platform hands over a token that expires mid-session: the page says so without
 	// being asked.
 	browser.Eval[bool](p, fmt.Sprintf(`(location.hash = "token=%s", true)`, s.token(tenant, []string{api.ScopeRead}, 2*time.Second)))

@@ -44,6 +44,19 @@ function show(focus = false) {
 }
 
 function renderBanner() {
+  if (session.isEnding()) {
+    // Still usable: say when it ends, so nobody loses what they are typing.
+    const at = session.expiresAt();
+    replace(banner,
+      el('strong', { text: `Your session ends at ${at ? at.toLocaleTimeString() : 'any moment'}.` }),
+      ' Finish what you are doing; then open the portal again from your platform to continue.');
+    banner.className = 'banner banner-warn';
+    banner.hidden = false;
+    main.inert = false;
+    document.body.classList.remove('expired');
+    return;
+  }
+  banner.className = 'banner';
   if (!session.isExpired()) {
     banner.hidden = true;
     replace(banner);
@@ -73,9 +86,9 @@ function renderAccess() {
 }
 
 session.init();
-session.onChange(() => {
-  if (session.isExpired()) {
-    renderBanner();
+session.onChange((kind) => {
+  if (kind !== 'token') {
+    renderBanner(); // expiring soon, or expired: the screen stays as it is
     return;
   }
   show(); // a fresh token: start over with it

@@ -14,7 +14,12 @@ let claims = {};
 let skewMs = 0; // server clock minus browser clock, from the API's Date headers
 let expired = false;
 let expiredReason = '';
+let ending = false; // the token expires within warnBeforeMs
 let timer = null;
+let warnTimer = null;
+
+/** warnBeforeMs: how long before the token expires the page warns that it will. */
+export const warnBeforeMs = 60 * 1000;
 const listeners = new Set();
 
 /** init reads the token from the fragment (or this tab's storage) and watches for new ones. */
@@ -27,18 +32,21 @@ export function init() {
     if (fresh) {
       store(fresh);
       use(fresh);
-      notify();
+      notify('token');
     }
   });
 }
 
-/** onChange calls fn whenever the token is replaced or expires. */
+/**
+ * onChange calls fn(kind) whenever the token is replaced (kind "token"), is about to expire
+ * ("ending") or has expired ("expired").
+ */
 export function onChange(fn) {
   listeners.add(fn);
 }
 
-function notify() {
-  for (const fn of listeners) fn();
+function notify(kind) {
+  for (const fn of listeners) fn(kind);
 }
 
 function takeFragmentToken() {
@@ -74,6 +82,7 @@ function use(value) {
   claims = decodeClaims(token);
   expired = false;
   expiredReason = '';
+  ending = false;
   schedule();
 }
 
@@ -123,6 +132,11 @@ export function isExpired() {
   return expired;
 }
 
+/** isEnding says whether the token expires within warnBeforeMs (and has not yet). */
+export function isEnding() {
+  return ending && !expired;
+}
+
 /** expiredMessage says why the session ended. */
 export function expiredMessage() {
   return expiredReason;
@@ -133,7 +147,8 @@ export function markExpired(reason) {
   if (expired) return;
   expired = true;
   expiredReason = reason;
-  notify();
+  clearTimeout(warnTimer);
+  notify('expired');
 }
 
 /** observeServerDate corrects the expiry timer for the difference between the clocks. */
@@ -150,6 +165,7 @@ export function observeServerDate(header) {
 
 function schedule() {
   clearTimeout(timer);
+  clearTimeout(warnTimer);
   const at = expiresAt();
   if (!at || expired) return;
   const wait = at.getTime() - Date.now();
@@ -161,4 +177,11 @@ function schedule() {
   }
   // setTimeout cannot wait longer than about 24.8 days.
   timer = setTimeout(end, Math.min(wait, 2 ** 31 - 1));
+  const warn = () => {
+    if (ending || expired) return;
+    ending = true;
+    notify('ending');
+  };
+  if (wait <= warnBeforeMs) ending = true;
+  else warnTimer = setTimeout(warn, Math.min(wait - warnBeforeMs, 2 ** 31 - 1));
 }
