@@ -729,3 +729,92 @@ func TestPortalShowsWhyAnEndpointStopped(t *testing.T) {
 		t.Fatal("an active endpoint still shows why it was disabled")
 	}
 }
+
+// waitEither waits until the element matching sel shows one of the texts and says which.
+func waitEither(t *testing.T, p *browser.Page, sel string, texts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(browser.Timeout)
+	for {
+		got := p.Text(sel)
+		for _, want := range texts {
+			if strings.Contains(got, want) {
+				return want
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never showed any of %q; it shows:\n%s", sel, texts, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestPortalSaysEachErrorNextToItsCause: the API's refusals on the endpoint's page, each in
+// plain words where the tenant acted: an edit that lost a race with another change (409),
+// replays from a time the API refuses (400, next to the time field), too many replays (429,
+// next to the replay form, with how long to wait), and an action on an endpoint deleted
+// meanwhile (404, next to the actions). Nothing changes in the API that should not.
+func TestPortalSaysEachErrorNextToItsCause(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.run()
+	const tenant = "portal-refusals"
+	rc := newHookReceiver(t, nil)
+	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/r", "events": []string{"export.*"}})
+	if status != 201 {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	epID := body["endpoint_id"].(string)
+	s.publishN(tenant, "export.done", 1, time.Now().Add(-time.Minute))
+	waitFor(t, "the first delivery", func() bool { return rc.count() >= 1 })
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+	p.Navigate(s.api + "/portal/?endpoint=" + epID)
+	p.WaitText("main dl.facts", "/r")
+
+	// 409: the endpoint changed elsewhere while the edit form was open.
+	p.ClickButton(".action-area", "Edit")
+	if status, body := s.call("POST", "/endpoints", tenant, map[string]any{"endpoint_id": epID, "url": rc.URL + "/r", "events": []string{"export.*", "import.*"}, "version": 1}); status != 200 {
+		t.Fatalf("the change elsewhere: %d %v", status, body)
+	}
+	p.Type("form.panel fieldset.events input[type=text]", "export.failed")
+	p.ClickButton("form.panel", "Add pattern")
+	p.ClickButton("form.panel", "Save")
+	p.WaitText("form.panel", "This endpoint was changed elsewhere since you opened it. Reload it to see the latest version, then try again.")
+	p.Screenshot("portal-conflict")
+	if _, ep := s.call("GET", "/endpoints/"+epID, tenant, nil); fmt.Sprint(ep["events"]) != "[export.* import.*]" {
+		t.Fatalf("the refused edit changed the endpoint: %v", ep)
+	}
+	p.ClickButton("form.panel", "Cancel")
+
+	// 400: a time the API refuses, said next to the time field.
+	p.Click("input[type=radio][value=time]")
+	p.Type(".replay input[type=text]", time.Now().Add(48*time.Hour).Format("2006-01-02 15:04"))
+	p.ClickButton(".replay", "Start replay")
+	p.WaitText(".replay .field-error", "That was not accepted: from ")
+	p.WaitText(".replay .field-error", "is in the future.")
+	if got := browser.Eval[string](p, `document.querySelector(".replay input[type=text]").getAttribute("aria-invalid")`); got != "true" {
+		t.Fatalf("the time field is not marked invalid: %q", got)
+	}
+	p.Type(".replay input[type=text]", time.Now().Add(-40*24*time.Hour).Format("2006-01-02 15:04"))
+	p.ClickButton(".replay", "Start replay")
+	p.WaitText(".replay .field-error", "is older than the event retention of 30 days.")
+
+	// 429: replays are limited per tenant; the page says how long to wait.
+	p.Type(".replay input[type=text]", time.Now().Add(-10*time.Minute).Format("2006-01-02 15:04"))
+	limited := false
+	for i := 0; i < 8 && !limited; i++ {
+		p.ClickButton(".replay", "Start replay")
+		limited = waitEither(t, p, ".replay-status", "Completed", "Too many requests") == "Too many requests"
+	}
+	if !limited {
+		t.Fatal("eight replays in a row never met the replay rate limit")
+	}
+	p.WaitText(".replay-status", "seconds and try again.")
+	p.Screenshot("portal-rate-limited")
+
+	// 404: the endpoint was deleted elsewhere; the next action says so where it was clicked.
+	if status, _ := s.call("DELETE", "/endpoints/"+epID, tenant, nil); status != http.StatusNoContent {
+		t.Fatalf("delete elsewhere: %d", status)
+	}
+	p.ClickButton(".action-area", "Pause")
+	p.WaitText(".action-status", "Pause: Not found: it may have been deleted, or it belongs to another account.")
+}
