@@ -43,6 +43,7 @@ func routeCases(t *testing.T, epURL string) []routeCase {
 		api.RouteStartReplay:      map[string]any{"endpoint_id": domain.NewID(domain.EndpointIDPrefix), "from": nowMinus(1)},
 		api.RouteDisableEndpoint:  map[string]any{},
 		api.RouteEnableEndpoint:   map[string]any{},
+		api.RouteTestEndpoint:     map[string]any{},
 	}
 	params := map[string]string{"endpoint_id": domain.EndpointIDPrefix, "replay_id": domain.ReplayIDPrefix}
 	var out []routeCase

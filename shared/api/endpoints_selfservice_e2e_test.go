@@ -1,9 +1,20 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+	"unicode/utf8"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/datajetty/webhooks/shared/api"
 )
 
 // TestGetEndpoint: one endpoint, in the shape of a listing item; another tenant's or an
@@ -181,4 +192,154 @@ func TestDisableAndEnable(t *testing.T) {
 	if r := c.register("acme", rc.url("/pause")); r.Status != http.StatusOK || r.str("status") != "active" {
 		t.Fatalf("re-register a paused endpoint: %d %s", r.Status, r.Raw)
 	}
+}
+
+// hookReceiver answers the handshake and records every other POST, verified with the
+// official Standard Webhooks library; it answers with status and body.
+type hookReceiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	got      []gotHook
+	status   int
+	response []byte
+}
+
+type gotHook struct {
+	id, typ  string
+	verified bool
+}
+
+func newHookReceiver(t *testing.T, secret string) *hookReceiver {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr := &hookReceiver{status: http.StatusOK, response: []byte("thanks")}
+	hr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var msg struct{ Type, Challenge string }
+		_ = json.Unmarshal(body, &msg)
+		if msg.Type == "webhook.challenge" {
+			_ = json.NewEncoder(w).Encode(map[string]string{"challenge": msg.Challenge})
+			return
+		}
+		hr.mu.Lock()
+		defer hr.mu.Unlock()
+		hr.got = append(hr.got, gotHook{id: r.Header.Get("webhook-id"), typ: msg.Type, verified: wh.Verify(body, r.Header) == nil})
+		w.WriteHeader(hr.status)
+		_, _ = w.Write(hr.response)
+	}))
+	t.Cleanup(hr.Close)
+	return hr
+}
+
+func (hr *hookReceiver) answer(status int, body []byte) {
+	hr.mu.Lock()
+	defer hr.mu.Unlock()
+	hr.status, hr.response = status, body
+}
+
+func (hr *hookReceiver) hooks() []gotHook {
+	hr.mu.Lock()
+	defer hr.mu.Unlock()
+	return append([]gotHook(nil), hr.got...)
+}
+
+// TestTestSend: one signed attempt now, the official verifier accepts it, the answer is
+// the attempt with the first KiB of the receiver's response as text, and the delivery log
+// shows it as a test; no retry after a failure.
+func TestTestSend(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.server(serverOpts{})
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	hr := newHookReceiver(t, secret)
+	r := c.do("POST", "/endpoints", "acme", map[string]any{"url": hr.URL + "/hook", "events": []string{"export.*"}, "secret": secret}, nil)
+	id := r.str("endpoint_id")
+	path := "/endpoints/" + id + "/test"
+
+	r = c.do("POST", path, "acme", nil, nil)
+	if r.Status != http.StatusOK || r.str("status") != "succeeded" || r.Body["http_status"].(float64) != 200 ||
+		r.str("event_type") != "webhook.test" || r.str("response_excerpt") != "thanks" || r.Body["response_truncated"] != false ||
+		r.str("attempted_at") == "" || r.Body["latency_ms"] == nil {
+		t.Fatalf("test: %d %s", r.Status, r.Raw)
+	}
+	got := hr.hooks()
+	if len(got) != 1 || got[0].id != r.str("event_id") || got[0].typ != "webhook.test" || !got[0].verified {
+		t.Fatalf("receiver got %+v, want one verified webhook.test with webhook-id %s", got, r.str("event_id"))
+	}
+
+	// Another declared type with its example data; a long, not-quite-UTF-8 answer is cut
+	// at 1 KiB and shown as text.
+	hr.answer(http.StatusOK, append([]byte("\xff\xfe"), bytes.Repeat([]byte("é"), 3000)...))
+	r = c.do("POST", path, "acme", map[string]any{"type": "export.done"}, nil)
+	excerpt := r.str("response_excerpt")
+	if r.Status != http.StatusOK || r.Body["response_truncated"] != true || !utf8.ValidString(excerpt) ||
+		!strings.HasPrefix(excerpt, "\uFFFD") || len(excerpt) > 1024+8 || r.str("event_type") != "export.done" {
+		t.Fatalf("test with a long answer: %d truncated=%v excerpt %d bytes %q…", r.Status, r.Body["response_truncated"], len(excerpt), excerpt[:min(len(excerpt), 20)])
+	}
+
+	// A failing receiver: one attempt, reported failed, no retry.
+	hr.answer(http.StatusServiceUnavailable, []byte("down for maintenance"))
+	r = c.do("POST", path, "acme", map[string]any{"type": "import.done", "data": map[string]any{"rows": 1}}, nil)
+	if r.Status != http.StatusOK || r.str("status") != "failed" || r.Body["http_status"].(float64) != 503 ||
+		r.str("error_class") != "http_5xx" || r.str("response_excerpt") != "down for maintenance" {
+		t.Fatalf("failing test: %d %s", r.Status, r.Raw)
+	}
+	if n := len(hr.hooks()); n != 3 {
+		t.Fatalf("receiver got %d requests, want 3 (one per test, no retry)", n)
+	}
+
+	// The log shows the three tests, marked; a test changes nothing about the endpoint.
+	log := c.do("GET", "/endpoints/"+id+"/deliveries", "acme", nil, nil)
+	items, _ := log.Body["items"].([]any)
+	if len(items) != 3 {
+		t.Fatalf("delivery log: %s", log.Raw)
+	}
+	for _, it := range items {
+		if a := it.(map[string]any); a["test"] != true {
+			t.Fatalf("a test send is not marked as a test in the log: %v", a)
+		}
+	}
+	if ep := c.do("GET", "/endpoints/"+id, "acme", nil, nil); ep.Body["watermark"] != nil || ep.Body["version"].(float64) != 1 {
+		t.Fatalf("a test changed the endpoint: %s", ep.Raw)
+	}
+
+	for name, tc := range map[string]struct {
+		body  any
+		field string
+	}{
+		"undeclared type": {map[string]any{"type": "export.dnoe"}, "type"},
+		"null data":       {`{"data":null}`, "data"},
+		"unknown field":   {map[string]any{"payload": 1}, "payload"},
+		"wrong type":      {map[string]any{"type": 5}, "type"},
+	} {
+		r := c.do("POST", path, "acme", tc.body, nil)
+		expectError(t, r, http.StatusBadRequest, "invalid_request", "")
+		if r.str("field") != tc.field {
+			t.Fatalf("%s: field %q, want %q (%s)", name, r.str("field"), tc.field, r.Raw)
+		}
+	}
+	expectError(t, c.do("POST", path, "globex", nil, nil), http.StatusNotFound, "not_found", id)
+	if n := len(hr.hooks()); n != 3 {
+		t.Fatalf("a refused test reached the receiver (%d requests)", n)
+	}
+}
+
+// TestTestSendCountsAgainstTheReplayLimit: tests, resends and replays share the replay
+// rule (5 a minute per tenant by default).
+func TestTestSendCountsAgainstTheReplayLimit(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.server(serverOpts{limits: api.Limits{Default: api.Rule{Limit: 1000, Window: time.Second}, Replay: api.Rule{Limit: 2, Window: time.Minute}}})
+	rc := newReceiver(t)
+	id := c.register("acme", rc.url("/limited")).str("endpoint_id")
+	for i := 0; i < 2; i++ {
+		if r := c.do("POST", "/endpoints/"+id+"/test", "acme", nil, nil); r.Status != http.StatusOK {
+			t.Fatalf("test %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	r := c.do("POST", "/endpoints/"+id+"/test", "acme", nil, nil)
+	expectError(t, r, http.StatusTooManyRequests, "rate_limited", "")
+	expectError(t, c.do("POST", "/replay", "acme", map[string]any{"endpoint_id": id, "from": nowMinus(1)}, nil), http.StatusTooManyRequests, "rate_limited", "")
 }

@@ -52,6 +52,8 @@ type Deps struct {
 	Endpoints  *app.Endpoints
 	Replays    *app.Replays
 	Deliveries *app.Deliveries
+	// Tests sends test events (POST /endpoints/{endpoint_id}/test).
+	Tests *app.Tests
 	// EventTypes is the event-type catalog GET /event-types shows.
 	EventTypes  *eventtypes.Catalog
 	Idempotency app.IdempotencyStore

@@ -21,6 +21,7 @@ const (
 	RouteDeleteEndpoint   = "DeleteEndpoint"
 	RouteDisableEndpoint  = "DisableEndpoint"
 	RouteEnableEndpoint   = "EnableEndpoint"
+	RouteTestEndpoint     = "TestEndpoint"
 )
 
 // Scopes of the bearer token.
@@ -67,6 +68,7 @@ func Routes() []Route {
 		{Name: RouteDeleteEndpoint, Method: http.MethodDelete, Path: "/endpoints/{endpoint_id}", Scope: ScopeWrite, Limit: RuleDefault, handle: (*Handler).deleteEndpoint, needs: needEndpoints},
 		{Name: RouteDisableEndpoint, Method: http.MethodPost, Path: "/endpoints/{endpoint_id}/disable", Scope: ScopeWrite, Limit: RuleDefault, OptionalBody: true, handle: (*Handler).disableEndpoint, needs: needEndpoints},
 		{Name: RouteEnableEndpoint, Method: http.MethodPost, Path: "/endpoints/{endpoint_id}/enable", Scope: ScopeWrite, Limit: RuleDefault, OptionalBody: true, handle: (*Handler).enableEndpoint, needs: needEndpoints},
+		{Name: RouteTestEndpoint, Method: http.MethodPost, Path: "/endpoints/{endpoint_id}/test", Scope: ScopeReplay, Limit: RuleReplay, OptionalBody: true, handle: (*Handler).testEndpoint, needs: needTests},
 		{Name: RouteListEventTypes, Method: http.MethodGet, Path: "/event-types", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listEventTypes, needs: needEventTypes},
 	}
 }

@@ -1,18 +1,11 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -20,20 +13,19 @@ import (
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/queue"
-	"github.com/datajetty/webhooks/shared/signing"
-	"github.com/datajetty/webhooks/shared/ssrf"
+	"github.com/datajetty/webhooks/shared/sender"
 )
 
-// Error classes recorded for failed attempts.
+// Error classes recorded for failed attempts (shared/sender classifies them).
 const (
-	ClassTimeout  = "timeout"
-	ClassConnect  = "connect"
-	ClassBlocked  = "blocked"
-	ClassTLS      = "tls"
-	ClassRedirect = "redirect"
-	ClassHTTP4xx  = "http_4xx"
-	ClassHTTP5xx  = "http_5xx"
-	ClassGone     = "gone"
+	ClassTimeout  = sender.ClassTimeout
+	ClassConnect  = sender.ClassConnect
+	ClassBlocked  = sender.ClassBlocked
+	ClassTLS      = sender.ClassTLS
+	ClassRedirect = sender.ClassRedirect
+	ClassHTTP4xx  = sender.ClassHTTP4xx
+	ClassHTTP5xx  = sender.ClassHTTP5xx
+	ClassGone     = sender.ClassGone
 )
 
 // goneDetail is the disabled_detail of an endpoint disabled by a 410.
@@ -43,13 +35,6 @@ const goneDetail = "410 Gone"
 const (
 	ClassDisabled = domain.SkippedDisabled // the endpoint is disabled
 	ClassDeleted  = domain.SkippedDeleted  // the endpoint was deleted
-)
-
-// Bounds of a receiver's Retry-After: shorter would hammer a struggling receiver, and
-// longer than SQS can hold a message invisible is impossible to honour.
-const (
-	minRetryAfter = 5 * time.Second
-	maxRetryAfter = 12 * time.Hour
 )
 
 // maxDelay is the longest visibility the handler asks for. SQS counts its 12-hour limit
@@ -65,16 +50,6 @@ type outcome struct {
 	ack     bool            // delete the message; false reports it as a batch item failure
 	attempt *domain.Attempt // nil when no attempt is recorded (malformed job, our own failure)
 }
-
-// response is the result of one POST.
-type response struct {
-	status     int    // 0 when there was no response
-	class      string // "" on success
-	latency    time.Duration
-	retryAfter time.Duration // 0 unless a 429/503 asked for a usable delay
-}
-
-func (r response) ok() bool { return r.class == "" }
 
 // deliver handles one message.
 func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
@@ -131,17 +106,17 @@ func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
 	}
 
 	res := h.post(ctx, tgt, job.Event.ID, body, now)
-	a.HTTPStatus, a.ErrorClass, a.Latency = res.status, res.class, res.latency
-	h.metrics.Observe(metrics.DeliveryLatency, metrics.Milliseconds, float64(res.latency.Milliseconds()))
+	a.HTTPStatus, a.ErrorClass, a.Latency = res.Status, res.Class, res.Latency
+	h.metrics.Observe(metrics.DeliveryLatency, metrics.Milliseconds, float64(res.Latency.Milliseconds()))
 
 	switch {
-	case res.ok():
+	case res.OK():
 		a.Status = domain.DeliverySucceeded
 		h.metrics.Add(metrics.DeliveriesSucceeded, 1)
 		log.attempt(ctx, a)
 		return outcome{ack: true, attempt: a}
 
-	case res.class == ClassGone:
+	case res.Class == ClassGone:
 		// 410 is the receiver saying "never again": disable now rather than retry for a day.
 		// The message is acknowledged (dead, but not dead-lettered: there is nothing to
 		// redrive to an endpoint that is gone).
@@ -160,8 +135,8 @@ func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
 
 	case n < h.opts.MaxAttempts:
 		delay := h.scheduled(n)
-		if res.retryAfter > 0 {
-			delay = res.retryAfter
+		if res.RetryAfter > 0 {
+			delay = res.RetryAfter
 		}
 		delay = min(delay, maxDelay)
 		a.Status = domain.DeliveryPending
@@ -243,33 +218,12 @@ func (h *Handler) load(ctx context.Context, tenantID, endpointID string) (*targe
 	return t, nil
 }
 
-// post makes one signed delivery. The response body is read up to MaxResponseBytes and
-// thrown away: reading lets the connection be reused, the cap keeps a hostile receiver
-// from streaming at us, and the content is never logged.
-func (h *Handler) post(ctx context.Context, tgt *target, msgID string, body []byte, now time.Time) response {
+// post makes one signed delivery through the handler's Sender, within the attempt
+// timeout (shortened near the invocation's deadline).
+func (h *Handler) post(ctx context.Context, tgt *target, msgID string, body []byte, now time.Time) domain.PostResult {
 	actx, cancel := context.WithTimeout(ctx, h.attemptTimeout(ctx))
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, tgt.ep.URL, bytes.NewReader(body))
-	if err != nil {
-		return response{class: ClassConnect}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", h.opts.UserAgent)
-	signing.SetHeaders(req.Header, msgID, now, body, tgt.signers(now)...)
-
-	start := time.Now()
-	resp, err := h.client.Do(req)
-	latency := time.Since(start)
-	if err != nil {
-		return response{class: errorClass(err), latency: latency}
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, h.opts.MaxResponseBytes))
-	resp.Body.Close()
-	r := response{status: resp.StatusCode, class: statusClass(resp.StatusCode), latency: latency}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		r.retryAfter = retryAfter(resp.Header.Get("Retry-After"), h.now())
-	}
-	return r
+	return h.sender.Send(actx, tgt.ep.URL, msgID, body, tgt.signers(now), now, 0)
 }
 
 // attemptTimeout is AttemptTimeout, shortened when the invocation would otherwise end
@@ -303,71 +257,13 @@ func (h *Handler) setVisibility(ctx context.Context, log jobLog, msg *events.SQS
 	}
 }
 
-// statusClass classifies an HTTP status: "" for 2xx, else the attempt's error class.
-// Redirects are failures because they are not followed (the target would be another,
-// unvetted URL).
-func statusClass(code int) string {
-	switch {
-	case code >= 200 && code < 300:
-		return ""
-	case code == http.StatusGone:
-		return ClassGone
-	case code >= 300 && code < 400:
-		return ClassRedirect
-	case code >= 400 && code < 500:
-		return ClassHTTP4xx
-	default:
-		return ClassHTTP5xx
-	}
-}
-
-// errorClass classifies a failed exchange with no HTTP response.
-func errorClass(err error) string {
-	if ssrf.IsBlocked(err) {
-		return ClassBlocked
-	}
-	var (
-		netErr    net.Error
-		recordErr tls.RecordHeaderError
-		alert     tls.AlertError
-		verify    *tls.CertificateVerificationError
-		authority x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-	)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return ClassTimeout
-	case errors.As(err, &recordErr), errors.As(err, &alert), errors.As(err, &verify),
-		errors.As(err, &authority), errors.As(err, &hostname), errors.As(err, &invalid):
-		return ClassTLS
-	}
-	return ClassConnect
-}
-
-// retryAfter parses a Retry-After value (delay-seconds or an HTTP-date) and returns the
-// delay if it is within [minRetryAfter, maxRetryAfter], else 0 (use the schedule).
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 || secs > int64(maxRetryAfter/time.Second) {
-			return 0
-		}
-		d = time.Duration(secs) * time.Second
-	} else if at, err := http.ParseTime(v); err == nil {
-		d = at.Sub(now)
-	} else {
-		return 0
-	}
-	if d < minRetryAfter || d > maxRetryAfter {
-		return 0
-	}
-	return d
-}
+// The classification and Retry-After parsing of shared/sender, under the names this
+// package's tests use.
+var (
+	statusClass = sender.StatusClass
+	errorClass  = sender.ErrorClass
+	retryAfter  = sender.RetryAfter
+)
 
 // jobLog writes a job's log lines, each carrying the job's identifiers. (Logger.With
 // would pre-render them into a new handler per message, which costs more than the line.)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/metrics"
+	"github.com/datajetty/webhooks/shared/sender"
 	"github.com/datajetty/webhooks/shared/signing"
 )
 
@@ -89,7 +90,7 @@ type Options struct {
 // endpoint cache; auto-disable after 5 consecutive exhausted deliveries; 64 KiB of body.
 func DefaultOptions() Options {
 	return Options{
-		AttemptTimeout: 15 * time.Second,
+		AttemptTimeout: sender.DefaultTimeout,
 		Schedule: []time.Duration{
 			5 * time.Second, 5 * time.Minute, 30 * time.Minute,
 			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
@@ -98,7 +99,7 @@ func DefaultOptions() Options {
 		MaxAttempts:          8,
 		CacheTTL:             domain.ConfigPropagation,
 		AutoDisableThreshold: 5,
-		MaxResponseBytes:     64 << 10,
+		MaxResponseBytes:     sender.DefaultMaxResponseBytes,
 		UserAgent:            "DataJetty-Webhooks/1.0",
 	}
 }
@@ -168,7 +169,7 @@ type Handler struct {
 	log        AttemptLog
 	state      EndpointState
 	visibility Visibility
-	client     *http.Client
+	sender     Sender
 	metrics    *metrics.Emitter
 	now        func() time.Time
 	rand       func() float64
@@ -187,8 +188,9 @@ func New(d Deps) (*Handler, error) {
 	}
 	h := &Handler{
 		endpoints: d.Endpoints, secrets: d.Secrets, log: d.Log, state: d.State,
-		visibility: d.Visibility, client: d.Client, metrics: d.Metrics,
-		now: d.Now, rand: d.Rand, logger: d.Logger, opts: d.Options,
+		visibility: d.Visibility, metrics: d.Metrics,
+		sender: Sender{Client: d.Client, UserAgent: d.Options.UserAgent, MaxResponseBytes: d.Options.MaxResponseBytes},
+		now:    d.Now, rand: d.Rand, logger: d.Logger, opts: d.Options,
 		cache: newTargetCache(d.Options.CacheTTL),
 	}
 	h.opts.Schedule = append([]time.Duration(nil), d.Options.Schedule...)
@@ -266,3 +268,6 @@ func (h *Handler) finish(ctx context.Context, outcomes []outcome) {
 	}
 	wg.Wait()
 }
+
+// Sender makes one signed POST exactly as every delivery does (shared/sender).
+type Sender = sender.Sender

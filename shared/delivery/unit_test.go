@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
+	"github.com/datajetty/webhooks/shared/signing"
 	"github.com/datajetty/webhooks/shared/ssrf"
 )
 
@@ -273,5 +276,38 @@ func TestSampleEvent(t *testing.T) {
 		if rec.Attributes["ApproximateReceiveCount"] != "1" {
 			t.Errorf("record %s: ApproximateReceiveCount %q", rec.MessageId, rec.Attributes["ApproximateReceiveCount"])
 		}
+	}
+}
+
+// TestSenderIsTheGuardedSigner: the Sender a test send uses refuses private destinations
+// through the SSRF-guarded client (nothing is sent), and keeps at most keep bytes of an
+// answer, saying when there was more.
+func TestSenderIsTheGuardedSigner(t *testing.T) {
+	t.Parallel()
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		if r.Header.Get("webhook-signature") == "" || r.Header.Get("User-Agent") != "ua-test" {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+		_, _ = io.WriteString(w, "0123456789")
+	}))
+	defer srv.Close()
+	sec, err := signing.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded := Sender{Client: ssrf.NewClient(ssrf.Policy{}, 5*time.Second), UserAgent: "ua-test", Timeout: 5 * time.Second, MaxResponseBytes: 64}
+	if r := guarded.Send(context.Background(), srv.URL, "msg_1", []byte(`{}`), []signing.Secret{sec}, time.Now(), 4); r.Class != ClassBlocked || r.Status != 0 || hits != 0 {
+		t.Fatalf("a loopback destination: %+v after %d requests, want blocked and nothing sent", r, hits)
+	}
+	open := guarded
+	open.Client = ssrf.NewClient(ssrf.Policy{AllowPrivate: true}, 5*time.Second)
+	r := open.Send(context.Background(), srv.URL, "msg_1", []byte(`{}`), []signing.Secret{sec}, time.Now(), 4)
+	if !r.OK() || r.Status != 200 || string(r.Excerpt) != "0123" || !r.Truncated {
+		t.Fatalf("excerpt of 4: %+v", r)
+	}
+	if r := open.Send(context.Background(), srv.URL, "msg_1", []byte(`{}`), []signing.Secret{sec}, time.Now(), 64); string(r.Excerpt) != "0123456789" || r.Truncated {
+		t.Fatalf("excerpt of 64: %+v", r)
 	}
 }

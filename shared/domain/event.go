@@ -188,4 +188,25 @@ type Attempt struct {
 	Latency     time.Duration
 	AttemptedAt time.Time
 	NextAt      time.Time // when pending: the next attempt's earliest time
+	// Test marks a test send (POST /endpoints/{endpoint_id}/test): its event is not a
+	// stored event, and it changes nothing about the endpoint's state.
+	Test bool
 }
+
+// PostResult is what one signed POST to an endpoint came to (shared/sender.Sender).
+type PostResult struct {
+	Status     int    // the receiver's HTTP status; 0 when it did not answer
+	Class      string // why it failed (the delivery error classes); "" on a 2xx
+	Latency    time.Duration
+	RetryAfter time.Duration // set for a 429/503 asking for a usable delay
+	// Excerpt is the first bytes of the response body, when the caller asked to keep
+	// some; Truncated says the body was longer.
+	Excerpt   []byte
+	Truncated bool
+}
+
+// OK reports a 2xx.
+func (r PostResult) OK() bool { return r.Class == "" }
+
+// TypeTest is the type of the default test event.
+const TypeTest = "webhook.test"

@@ -159,6 +159,7 @@ func TestFixturesThroughLambdaEntryPath(t *testing.T) {
 	for _, step := range []struct{ route, fixture, status string }{
 		{api.RouteDisableEndpoint, "disable-endpoint.json", `"status":"disabled"`},
 		{api.RouteEnableEndpoint, "enable-endpoint.json", `"status":"active"`},
+		{api.RouteTestEndpoint, "test-endpoint.json", `"event_type":"export.done"`},
 	} {
 		resp = invoke(t, step.route, step.fixture, func(ev map[string]any) {
 			ev["rawPath"] = strings.Replace(ev["rawPath"].(string), "ep_aaaaaaaaaaaaaaaaaaaaaaaaaa", created.EndpointID, 1)
@@ -171,7 +172,8 @@ func TestFixturesThroughLambdaEntryPath(t *testing.T) {
 	}
 	// Unedited, the fixtures name an endpoint that does not exist.
 	for route, fixture := range map[string]string{api.RouteGetEndpoint: "get-endpoint.json", api.RouteDeleteEndpoint: "delete-endpoint.json",
-		api.RouteDisableEndpoint: "disable-endpoint.json", api.RouteEnableEndpoint: "enable-endpoint.json"} {
+		api.RouteDisableEndpoint: "disable-endpoint.json", api.RouteEnableEndpoint: "enable-endpoint.json",
+		api.RouteTestEndpoint: "test-endpoint.json"} {
 		if resp := invoke(t, route, fixture, nil); resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("%s unedited: %d %s", fixture, resp.StatusCode, resp.Body)
 		}

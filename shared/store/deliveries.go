@@ -53,6 +53,7 @@ type deliveryItem struct {
 	LatencyMS   int64  `dynamodbav:"latency_ms"`
 	AttemptedAt string `dynamodbav:"attempted_at"`
 	NextAt      string `dynamodbav:"next_attempt_at,omitempty"`
+	Test        bool   `dynamodbav:"test,omitempty"`
 	ExpiresAt   int64  `dynamodbav:"expires_at"`
 }
 
@@ -81,6 +82,7 @@ func toDeliveryItem(a domain.Attempt) deliveryItem {
 		LatencyMS:   a.Latency.Milliseconds(),
 		AttemptedAt: formatTime(a.AttemptedAt),
 		NextAt:      formatTime(a.NextAt),
+		Test:        a.Test,
 		ExpiresAt:   a.AttemptedAt.Add(domain.EventRetention).Unix(),
 	}
 }
@@ -97,6 +99,7 @@ func (it deliveryItem) toDomain(tenantID, endpointID string) (domain.Attempt, er
 		HTTPStatus: it.HTTPStatus,
 		ErrorClass: it.ErrorClass,
 		Latency:    time.Duration(it.LatencyMS) * time.Millisecond,
+		Test:       it.Test,
 	}
 	var errs [3]error
 	a.OccurredAt, errs[0] = parseTime(it.OccurredAt)

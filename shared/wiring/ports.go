@@ -10,6 +10,7 @@ import (
 	"github.com/datajetty/webhooks/shared/kmssecrets"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/replayworker"
+	"github.com/datajetty/webhooks/shared/sender"
 	"github.com/datajetty/webhooks/shared/store"
 )
 
@@ -26,6 +27,8 @@ var (
 	_ app.SecretBox        = (*kmssecrets.Box)(nil)
 	_ app.Challenger       = (*handshake.Challenger)(nil)
 	_ app.ReplayQueue      = (*queue.ReplayJobs)(nil)
+	_ app.TestSender       = sender.Sender{}
+	_ app.AttemptRecorder  = (*store.Deliveries)(nil)
 
 	_ ingest.EventStore       = (*store.Events)(nil)
 	_ ingest.EndpointLister   = (*store.Endpoints)(nil)

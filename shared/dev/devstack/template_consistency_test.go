@@ -625,6 +625,7 @@ func TestTemplateSecretsKeyGrants(t *testing.T) {
 	want := map[string][]string{
 		"RegisterEndpointFunction": {"kms:Decrypt", "kms:Encrypt"},
 		"EnableEndpointFunction":   {"kms:Decrypt"},
+		"TestEndpointFunction":     {"kms:Decrypt"},
 		"DeliverFunction":          {"kms:Decrypt"},
 	}
 	got := map[string][]string{}

@@ -25,6 +25,7 @@ import (
 	"github.com/datajetty/webhooks/shared/eventtypes"
 	"github.com/datajetty/webhooks/shared/handshake"
 	"github.com/datajetty/webhooks/shared/metrics"
+	"github.com/datajetty/webhooks/shared/sender"
 	"github.com/datajetty/webhooks/shared/ssrf"
 	"github.com/datajetty/webhooks/shared/store"
 	"github.com/datajetty/webhooks/shared/wiring/coldstart"
@@ -43,6 +44,7 @@ var Requirements = map[string][]config.Var{
 	api.RouteDeleteEndpoint:   {config.EndpointsTable, config.IdempotencyTable},
 	api.RouteDisableEndpoint:  {config.EndpointsTable, config.IdempotencyTable},
 	api.RouteEnableEndpoint:   {config.EndpointsTable, config.IdempotencyTable, config.SecretsKeyID},
+	api.RouteTestEndpoint:     {config.EndpointsTable, config.DeliveriesTable, config.IdempotencyTable, config.SecretsKeyID},
 }
 
 // Common is what every API route needs: rate limits and token verification.
@@ -54,6 +56,7 @@ var Common = []config.Var{config.RateLimitTable, config.JWKSURL, config.JWTIssue
 var servicesNeeded = map[string]func(coldstart.Services) error{
 	api.RouteRegisterEndpoint: func(s coldstart.Services) error { return need(s.SecretBox != nil, "KMS (withkms.Services)") },
 	api.RouteEnableEndpoint:   func(s coldstart.Services) error { return need(s.SecretBox != nil, "KMS (withkms.Services)") },
+	api.RouteTestEndpoint:     func(s coldstart.Services) error { return need(s.SecretBox != nil, "KMS (withkms.Services)") },
 	api.RouteStartReplay:      func(s coldstart.Services) error { return need(s.ReplayQueue != nil, "SQS (withsqs.Services)") },
 	api.RouteListEndpoints: func(s coldstart.Services) error {
 		return need(s.ReadSecret != nil, "Secrets Manager (withsecrets.Services)")
@@ -191,6 +194,22 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts Options
 		d.Deliveries = &app.Deliveries{
 			Endpoints: store.NewEndpoints(ddb, cfg.EndpointsTable),
 			Log:       store.NewDeliveries(ddb, cfg.DeliveriesTable),
+		}
+		if d.Endpoints != nil && d.Endpoints.Secrets != nil {
+			// A test is sent like a delivery: the deliver function's limits, signer and
+			// SSRF-guarded client.
+			d.Tests = &app.Tests{
+				Store:   d.Endpoints.Store,
+				Secrets: d.Endpoints.Secrets,
+				Sender: sender.Sender{
+					Client:           ssrf.NewClient(ssrf.Policy{AllowPrivate: cfg.AllowPrivateTargets}, sender.DefaultTimeout),
+					UserAgent:        domain.UserAgent,
+					Timeout:          sender.DefaultTimeout,
+					MaxResponseBytes: sender.DefaultMaxResponseBytes,
+				},
+				Log: store.NewDeliveries(ddb, cfg.DeliveriesTable),
+				Now: opts.Now,
+			}
 		}
 	}
 	if cursor != nil {
