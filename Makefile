@@ -59,7 +59,7 @@ SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
 .PHONY: help venv tools browser build lint test bench cost dev publish receiver clean emulator-start emulator-stop \
 	build-RegisterEndpointFunction build-ListEndpointsFunction build-ReplayFunction build-GetReplayFunction \
-	build-ListDeliveriesFunction build-ListEventTypesFunction build-PortalFunction build-GetEndpointFunction build-DeleteEndpointFunction build-DisableEndpointFunction build-EnableEndpointFunction build-TestEndpointFunction build-IngestFunction build-DeliverFunction build-ReplayWorkerFunction
+	build-ListDeliveriesFunction build-ListEventTypesFunction build-PortalFunction build-GetEndpointFunction build-DeleteEndpointFunction build-DisableEndpointFunction build-EnableEndpointFunction build-TestEndpointFunction build-ResendDeliveryFunction build-IngestFunction build-DeliverFunction build-ReplayWorkerFunction
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -153,6 +153,10 @@ build-TestEndpointFunction:
 	$(require-artifacts-dir)
 	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/test-endpoint
 
+build-ResendDeliveryFunction:
+	$(require-artifacts-dir)
+	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/resend-delivery
+
 build-IngestFunction:
 	$(require-artifacts-dir)
 	$(GO_LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/ingest
@@ -178,6 +182,7 @@ build: ## Build every Lambda bootstrap into build/<Function>/ (quick check, no S
 	$(MAKE) --no-print-directory build-DisableEndpointFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/DisableEndpointFunction
 	$(MAKE) --no-print-directory build-EnableEndpointFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/EnableEndpointFunction
 	$(MAKE) --no-print-directory build-TestEndpointFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/TestEndpointFunction
+	$(MAKE) --no-print-directory build-ResendDeliveryFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ResendDeliveryFunction
 	$(MAKE) --no-print-directory build-IngestFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/IngestFunction
 	$(MAKE) --no-print-directory build-DeliverFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/DeliverFunction
 	$(MAKE) --no-print-directory build-ReplayWorkerFunction ARTIFACTS_DIR=$(CURDIR)/$(BUILD_DIR)/ReplayWorkerFunction

@@ -132,3 +132,64 @@ func TestPausedEndpointSkipsAndResumes(t *testing.T) {
 		t.Fatalf("after resuming, the next event must arrive: %+v", got)
 	}
 }
+
+// TestResendDelivery: a resend queues the stored event again with the same webhook-id and a
+// fresh attempt series, also when the endpoint's patterns no longer match it; events not in
+// the endpoint's log, another tenant's endpoint and a paused endpoint are refused.
+func TestResendDelivery(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, func(o *deliverypkg.Options) { o.CacheTTL = 0 })
+	secret, _ := signing.GenerateSecret()
+	rc := newReceiver(t, secret)
+	_, ep := s.call("POST", "/endpoints", "acme", map[string]any{"url": rc.URL + "/hook", "events": []string{"export.*"}, "secret": secret.Encode()})
+	epID := ep["endpoint_id"].(string)
+	_, other := s.call("POST", "/endpoints", "acme", map[string]any{"url": rc.URL + "/other", "events": []string{"import.*"}, "secret": secret.Encode()})
+	at := time.Now().Add(-time.Minute).UTC()
+	s.publish(map[string]any{"id": "evt_r/1", "tenant_id": "acme", "type": "export.done", "occurred_at": at.Format(time.RFC3339Nano), "data": map[string]any{"n": 1}})
+	s.publish(map[string]any{"id": "evt_r2", "tenant_id": "acme", "type": "import.done", "occurred_at": at.Format(time.RFC3339Nano), "data": map[string]any{"n": 2}})
+	s.drain()
+	if got := rc.got(); len(got) != 2 {
+		t.Fatalf("first deliveries: %+v", got)
+	}
+
+	// The endpoint stops subscribing to export.*: a resend still sends the event. The id
+	// holds a "/", escaped in the path.
+	if status, body := s.call("POST", "/endpoints", "acme", map[string]any{"endpoint_id": epID, "url": rc.URL + "/hook", "events": []string{"import.failed"}}); status != http.StatusOK {
+		t.Fatalf("update: %d %v", status, body)
+	}
+	status, body := s.call("POST", "/endpoints/"+epID+"/deliveries/evt_r%2F1/resend", "acme", nil)
+	if status != http.StatusAccepted || body["status"] != "queued" || body["event_id"] != "evt_r/1" || body["endpoint_id"] != epID {
+		t.Fatalf("resend: %d %v", status, body)
+	}
+	s.drain()
+	got := rc.got()
+	if len(got) != 3 || got[2].id != "evt_r/1" || got[2].eventType != "export.done" || !got[2].verified {
+		t.Fatalf("the resend must deliver evt_r/1 again with its webhook-id: %+v", got)
+	}
+	_, log := s.call("GET", "/endpoints/"+epID+"/deliveries?limit=1", "acme", nil)
+	latest := log["items"].([]any)[0].(map[string]any)
+	if latest["event_id"] != "evt_r/1" || latest["attempt"] != 1.0 || latest["resend"] != true || latest["status"] != "succeeded" {
+		t.Fatalf("the resend's attempt in the log: %v, want attempt 1 of a fresh series, marked resend", latest)
+	}
+
+	for name, c := range map[string]struct {
+		tenant, path string
+		status       int
+	}{
+		"unknown event":             {"acme", "/endpoints/" + epID + "/deliveries/evt_nope/resend", http.StatusNotFound},
+		"another endpoint's event":  {"acme", "/endpoints/" + epID + "/deliveries/evt_r2/resend", http.StatusNotFound},
+		"another tenant's endpoint": {"globex", "/endpoints/" + other["endpoint_id"].(string) + "/deliveries/evt_r2/resend", http.StatusNotFound},
+	} {
+		if status, body := s.call("POST", c.path, c.tenant, nil); status != c.status {
+			t.Errorf("%s: %d %v, want %d", name, status, body, c.status)
+		}
+	}
+	s.call("POST", "/endpoints/"+epID+"/disable", "acme", nil)
+	if status, body := s.call("POST", "/endpoints/"+epID+"/deliveries/evt_r%2F1/resend", "acme", nil); status != http.StatusConflict || body["reason"] != "endpoint_disabled" {
+		t.Errorf("resend to a paused endpoint: %d %v, want 409 endpoint_disabled", status, body)
+	}
+	s.drain()
+	if n := len(rc.got()); n != 3 {
+		t.Fatalf("refused resends delivered something: %d deliveries", n)
+	}
+}

@@ -44,8 +44,9 @@ func routeCases(t *testing.T, epURL string) []routeCase {
 		api.RouteDisableEndpoint:  map[string]any{},
 		api.RouteEnableEndpoint:   map[string]any{},
 		api.RouteTestEndpoint:     map[string]any{},
+		api.RouteResendDelivery:   map[string]any{},
 	}
-	params := map[string]string{"endpoint_id": domain.EndpointIDPrefix, "replay_id": domain.ReplayIDPrefix}
+	params := map[string]string{"endpoint_id": domain.EndpointIDPrefix, "replay_id": domain.ReplayIDPrefix, "event_id": "evt_"}
 	var out []routeCase
 	for _, rt := range api.Routes() {
 		path := rt.Path

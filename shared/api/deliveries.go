@@ -20,6 +20,7 @@ type attemptView struct {
 	NextAttemptAt string `json:"next_attempt_at,omitempty"`
 	ReplayID      string `json:"replay_id,omitempty"`
 	Test          bool   `json:"test,omitempty"`
+	Resend        bool   `json:"resend,omitempty"`
 }
 
 // deliveriesView is the GET /endpoints/{endpoint_id}/deliveries response.
@@ -64,7 +65,7 @@ func (h *Handler) listDeliveries(req *request) (response, error) {
 		v := attemptView{
 			EventID: a.EventID, EventType: a.EventType, OccurredAt: ts(a.OccurredAt), Attempt: a.Number,
 			Status: string(a.Status), HTTPStatus: a.HTTPStatus, ErrorClass: a.ErrorClass,
-			LatencyMS: a.Latency.Milliseconds(), AttemptedAt: ts(a.AttemptedAt), ReplayID: a.ReplayID, Test: a.Test,
+			LatencyMS: a.Latency.Milliseconds(), AttemptedAt: ts(a.AttemptedAt), ReplayID: a.ReplayID, Test: a.Test, Resend: a.Resend,
 		}
 		if !a.NextAt.IsZero() {
 			v.NextAttemptAt = ts(a.NextAt)

@@ -54,6 +54,8 @@ type Deps struct {
 	Deliveries *app.Deliveries
 	// Tests sends test events (POST /endpoints/{endpoint_id}/test).
 	Tests *app.Tests
+	// Resends queues an event again (POST …/deliveries/{event_id}/resend).
+	Resends *app.Resends
 	// EventTypes is the event-type catalog GET /event-types shows.
 	EventTypes  *eventtypes.Catalog
 	Idempotency app.IdempotencyStore

@@ -30,8 +30,8 @@ type Limits struct {
 }
 
 // DefaultLimits are the documented defaults: 10 requests/s per tenant on every route, and
-// the routes that make the service send (replays, which fan out work, and test sends) to 5
-// a minute per tenant, together.
+// the routes that make the service send (replays, which fan out work, test sends and
+// resends) to 5 a minute per tenant, together.
 func DefaultLimits() Limits {
 	return Limits{
 		Default: Rule{Limit: 10, Window: time.Second},

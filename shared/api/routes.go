@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -22,6 +23,7 @@ const (
 	RouteDisableEndpoint  = "DisableEndpoint"
 	RouteEnableEndpoint   = "EnableEndpoint"
 	RouteTestEndpoint     = "TestEndpoint"
+	RouteResendDelivery   = "ResendDelivery"
 )
 
 // Scopes of the bearer token.
@@ -69,6 +71,7 @@ func Routes() []Route {
 		{Name: RouteDisableEndpoint, Method: http.MethodPost, Path: "/endpoints/{endpoint_id}/disable", Scope: ScopeWrite, Limit: RuleDefault, OptionalBody: true, handle: (*Handler).disableEndpoint, needs: needEndpoints},
 		{Name: RouteEnableEndpoint, Method: http.MethodPost, Path: "/endpoints/{endpoint_id}/enable", Scope: ScopeWrite, Limit: RuleDefault, OptionalBody: true, handle: (*Handler).enableEndpoint, needs: needEndpoints},
 		{Name: RouteTestEndpoint, Method: http.MethodPost, Path: "/endpoints/{endpoint_id}/test", Scope: ScopeReplay, Limit: RuleReplay, OptionalBody: true, handle: (*Handler).testEndpoint, needs: needTests},
+		{Name: RouteResendDelivery, Method: http.MethodPost, Path: "/endpoints/{endpoint_id}/deliveries/{event_id}/resend", Scope: ScopeReplay, Limit: RuleReplay, OptionalBody: true, handle: (*Handler).resendDelivery, needs: needResends},
 		{Name: RouteListEventTypes, Method: http.MethodGet, Path: "/event-types", Scope: ScopeRead, Limit: RuleDefault, handle: (*Handler).listEventTypes, needs: needEventTypes},
 	}
 }
@@ -119,7 +122,9 @@ func (m *methodNotAllowed) Unwrap() error { return m.err }
 // match finds the enabled route for the request. A path that exists with another method is
 // 405 with Allow; anything else is 404.
 func (h *Handler) match(r *http.Request) (Route, map[string]string, error) {
-	path := r.URL.Path
+	// The escaped path, so that a parameter holding an escaped "/" (an event id may) stays
+	// one segment; matchPath unescapes each parameter.
+	path := r.URL.EscapedPath()
 	var allowed []string
 	for _, rt := range h.routes {
 		params, ok := matchPath(rt.FullPath(), path)
@@ -136,10 +141,11 @@ func (h *Handler) match(r *http.Request) (Route, map[string]string, error) {
 		allow := strings.Join(allowed, ", ")
 		return Route{}, nil, &methodNotAllowed{allow: allow, err: domain.Invalid("", "method %s is not allowed here; allowed: %s", r.Method, allow)}
 	}
-	return Route{}, nil, domain.NotFound("no route for %s %s", r.Method, path)
+	return Route{}, nil, domain.NotFound("no route for %s %s", r.Method, r.URL.Path)
 }
 
-// matchPath matches a pattern like /a/{id} against a path, returning the parameters.
+// matchPath matches a pattern like /a/{id} against an escaped path, returning the
+// parameters unescaped.
 func matchPath(pattern, path string) (map[string]string, bool) {
 	ps := strings.Split(strings.Trim(pattern, "/"), "/")
 	xs := strings.Split(strings.Trim(path, "/"), "/")
@@ -152,10 +158,14 @@ func matchPath(pattern, path string) (map[string]string, bool) {
 			if xs[i] == "" {
 				return nil, false
 			}
+			v, err := url.PathUnescape(xs[i])
+			if err != nil || v == "" {
+				return nil, false
+			}
 			if params == nil {
 				params = map[string]string{}
 			}
-			params[p[1:len(p)-1]] = xs[i]
+			params[p[1:len(p)-1]] = v
 			continue
 		}
 		if p != xs[i] {

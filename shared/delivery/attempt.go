@@ -91,6 +91,7 @@ func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
 		EventType:   job.Event.Type,
 		OccurredAt:  job.Event.OccurredAt,
 		ReplayID:    job.ReplayID,
+		Resend:      job.Resend,
 		Number:      n,
 		AttemptedAt: now,
 	}

@@ -71,6 +71,10 @@ func ParseEvent(body []byte) (Event, error) {
 	return Event{ID: *raw.ID, TenantID: *raw.TenantID, Type: *raw.Type, OccurredAt: at.UTC(), Data: raw.Data}, nil
 }
 
+// ValidEventID reports whether s can be an event id: 1-128 visible ASCII characters other
+// than '#' (the rule of the envelope's id).
+func ValidEventID(s string) bool { return validEventID(s) }
+
 func validEventID(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false
@@ -150,6 +154,8 @@ type DeliveryJob struct {
 	Event      Event  `json:"event"`
 	// ReplayID is set for deliveries enqueued by a replay.
 	ReplayID string `json:"replay_id,omitempty"`
+	// Resend marks a delivery the tenant asked for again (POST …/resend).
+	Resend bool `json:"resend,omitempty"`
 	// Payload is the exact body to POST; set by the consumer side from the message body,
 	// rendered from Event (Event.Payload) by the sender when empty.
 	Payload []byte `json:"-"`
@@ -191,7 +197,22 @@ type Attempt struct {
 	// Test marks a test send (POST /endpoints/{endpoint_id}/test): its event is not a
 	// stored event, and it changes nothing about the endpoint's state.
 	Test bool
+	// Resend marks an attempt of a delivery the tenant asked for again.
+	Resend bool
 }
+
+// EventRef locates a stored event: its key in the events table is (tenant, OccurredAt, ID).
+type EventRef struct {
+	ID         string
+	Type       string
+	OccurredAt time.Time
+}
+
+// MayFollowFailure reports whether the attempt may come after an unsucceeded delivery of the
+// same event to the same endpoint: any retry, replay or resend may; the first attempt of a
+// fan-out job almost never does (only when an event was fanned out twice), so the delivery
+// log spends no write on clearing a failure after it.
+func (a Attempt) MayFollowFailure() bool { return a.Number > 1 || a.ReplayID != "" || a.Resend }
 
 // PostResult is what one signed POST to an endpoint came to (shared/sender.Sender).
 type PostResult struct {

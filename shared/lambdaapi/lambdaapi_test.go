@@ -173,7 +173,7 @@ func TestFixturesThroughLambdaEntryPath(t *testing.T) {
 	// Unedited, the fixtures name an endpoint that does not exist.
 	for route, fixture := range map[string]string{api.RouteGetEndpoint: "get-endpoint.json", api.RouteDeleteEndpoint: "delete-endpoint.json",
 		api.RouteDisableEndpoint: "disable-endpoint.json", api.RouteEnableEndpoint: "enable-endpoint.json",
-		api.RouteTestEndpoint: "test-endpoint.json"} {
+		api.RouteTestEndpoint: "test-endpoint.json", api.RouteResendDelivery: "resend-delivery.json"} {
 		if resp := invoke(t, route, fixture, nil); resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("%s unedited: %d %s", fixture, resp.StatusCode, resp.Body)
 		}

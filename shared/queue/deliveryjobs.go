@@ -46,6 +46,9 @@ const (
 	JobAttrOccurredAt = "occurred_at"
 	// JobAttrReplayID is present only on deliveries enqueued by a replay.
 	JobAttrReplayID = "replay_id"
+	// JobAttrResend is "true" on a delivery the tenant asked for again (POST …/resend);
+	// absent otherwise. Consumers that do not know it ignore it.
+	JobAttrResend = "resend"
 )
 
 // JobVersion is the JobAttrVersion of the format above. (Version 1, never labelled, was a
@@ -74,6 +77,9 @@ func EncodeDeliveryJob(j domain.DeliveryJob) (body string, attrs map[string]type
 	if j.ReplayID != "" {
 		n++
 	}
+	if j.Resend {
+		n++
+	}
 	attrs = make(map[string]types.MessageAttributeValue, n)
 	attrs[JobAttrVersion] = jobAttr(JobVersion)
 	attrs[JobAttrTenantID] = jobAttr(j.TenantID)
@@ -83,6 +89,9 @@ func EncodeDeliveryJob(j domain.DeliveryJob) (body string, attrs map[string]type
 	attrs[JobAttrOccurredAt] = jobAttr(j.Event.OccurredAt.UTC().Format(time.RFC3339Nano))
 	if j.ReplayID != "" {
 		attrs[JobAttrReplayID] = jobAttr(j.ReplayID)
+	}
+	if j.Resend {
+		attrs[JobAttrResend] = jobAttr("true")
 	}
 	return string(payload), attrs, nil
 }
@@ -112,6 +121,7 @@ func ParseDeliveryMessage(msg events.SQSMessage) (domain.DeliveryJob, error) {
 		EndpointID: attr(JobAttrEndpointID),
 		Event:      domain.Event{ID: attr(JobAttrEventID), Type: attr(JobAttrEventType)},
 		ReplayID:   attr(JobAttrReplayID),
+		Resend:     attr(JobAttrResend) == "true",
 	}
 	j.Event.TenantID = j.TenantID
 	occurred := attr(JobAttrOccurredAt)

@@ -46,6 +46,7 @@ type deliveryItem struct {
 	EventType   string `dynamodbav:"event_type"`
 	OccurredAt  string `dynamodbav:"occurred_at"`
 	ReplayID    string `dynamodbav:"replay_id,omitempty"`
+	Resend      bool   `dynamodbav:"resend,omitempty"`
 	Attempt     int    `dynamodbav:"attempt"`
 	Status      string `dynamodbav:"status"`
 	HTTPStatus  int    `dynamodbav:"http_status,omitempty"`
@@ -75,6 +76,7 @@ func toDeliveryItem(a domain.Attempt) deliveryItem {
 		EventType:   a.EventType,
 		OccurredAt:  formatTime(a.OccurredAt),
 		ReplayID:    a.ReplayID,
+		Resend:      a.Resend,
 		Attempt:     a.Number,
 		Status:      string(a.Status),
 		HTTPStatus:  a.HTTPStatus,
@@ -100,6 +102,7 @@ func (it deliveryItem) toDomain(tenantID, endpointID string) (domain.Attempt, er
 		ErrorClass: it.ErrorClass,
 		Latency:    time.Duration(it.LatencyMS) * time.Millisecond,
 		Test:       it.Test,
+		Resend:     it.Resend,
 	}
 	var errs [3]error
 	a.OccurredAt, errs[0] = parseTime(it.OccurredAt)
@@ -139,31 +142,156 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // Record stores attempts with BatchWriteItem, 25 items per call, resubmitting the items
-// DynamoDB leaves unprocessed with a doubling backoff. Attempts with the same key (the same
-// job delivered twice at one instant) are stored once, since one batch may not hold two
-// writes of a key.
+// DynamoDB leaves unprocessed with a doubling backoff. Beside each attempt's log item it
+// keeps, for every attempt of a stored event (not a test send, nor a job skipped because
+// its endpoint is gone), the two per-event items of the endpoint (see eventIndexItem and
+// unsucceededItem): the event index item, and the unsucceeded item, written when the
+// attempt did not succeed and deleted when one that may follow a failure succeeded. Writes
+// of the same key in one call are collapsed (one batch may not hold two writes of a key):
+// the last attempt of a log key wins, a delete of an unsucceeded item beats a put.
 func (s *Deliveries) Record(ctx context.Context, attempts []domain.Attempt) error {
-	seen := make(map[string]bool, len(attempts))
-	writes := make([]types.WriteRequest, 0, len(attempts))
+	writes := map[string]types.WriteRequest{}
+	var order []string
+	add := func(pk, sk string, w types.WriteRequest, replace bool) {
+		key := pk + "\x00" + sk
+		if _, seen := writes[key]; seen && !replace {
+			return
+		}
+		if _, seen := writes[key]; !seen {
+			order = append(order, key)
+		}
+		writes[key] = w
+	}
+	put := func(v any) (types.WriteRequest, error) {
+		av, err := attributevalue.MarshalMap(v)
+		if err != nil {
+			return types.WriteRequest{}, fmt.Errorf("record deliveries: encode: %w", err)
+		}
+		return types.WriteRequest{PutRequest: &types.PutRequest{Item: av}}, nil
+	}
 	for i := len(attempts) - 1; i >= 0; i-- { // the last attempt of a duplicated key wins
-		it := toDeliveryItem(attempts[i])
-		key := it.PK + "\x00" + it.SK
-		if seen[key] {
+		a := attempts[i]
+		it := toDeliveryItem(a)
+		w, err := put(it)
+		if err != nil {
+			return err
+		}
+		add(it.PK, it.SK, w, false)
+		if a.Test || a.Status == domain.DeliverySkipped && a.ErrorClass == domain.SkippedDeleted {
 			continue
 		}
-		seen[key] = true
-		av, err := attributevalue.MarshalMap(it)
-		if err != nil {
-			return fmt.Errorf("record delivery %s: encode: %w", it.SK, err)
+		idx := toEventIndexItem(a)
+		if w, err = put(idx); err != nil {
+			return err
 		}
-		writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: av}})
+		add(idx.PK, idx.SK, w, false)
+		u := toUnsucceededItem(a)
+		switch {
+		case a.Status != domain.DeliverySucceeded:
+			if w, err = put(u); err != nil {
+				return err
+			}
+			add(u.PK, u.SK, w, false)
+		case a.MayFollowFailure():
+			add(u.PK, u.SK, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: deliveryKey(u.PK, u.SK)}}, true)
+		}
 	}
-	for start := 0; start < len(writes); start += maxBatchWrite {
-		if err := s.writeBatch(ctx, writes[start:min(start+maxBatchWrite, len(writes))]); err != nil {
+	all := make([]types.WriteRequest, 0, len(order))
+	for _, k := range order {
+		all = append(all, writes[k])
+	}
+	for start := 0; start < len(all); start += maxBatchWrite {
+		if err := s.writeBatch(ctx, all[start:min(start+maxBatchWrite, len(all))]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// The per-event items of an endpoint, in partitions of their own beside its attempt log
+// (endpoint ids hold no '#', so no log partition can take these keys):
+//
+//   - the event index, pk "<len>:<tenant>#<endpoint>#events", sk the event id: every
+//     event the endpoint's log holds an attempt of, with its type and occurred_at, so that a
+//     resend finds the stored event from its id alone (one GetItem);
+//   - the unsucceeded index, pk "<len>:<tenant>#<endpoint>#unsucceeded", sk
+//     "<occurred_at, fixed-width>#<event id>": a sparse index of the events whose latest
+//     attempt did not succeed (pending, dead, skipped), removed on success, so that a
+//     replay of only the failed events is a Query of these items in time order, never a
+//     scan of the log or of the events.
+func eventIndexPK(tenantID, endpointID string) string {
+	return tenantKey(tenantID, endpointID+"#events")
+}
+
+func unsucceededPK(tenantID, endpointID string) string {
+	return tenantKey(tenantID, endpointID+"#unsucceeded")
+}
+
+// eventIndexItem is one event of an endpoint's log, by id.
+type eventIndexItem struct {
+	PK         string `dynamodbav:"pk"`
+	SK         string `dynamodbav:"sk"` // the event id
+	EventType  string `dynamodbav:"event_type"`
+	OccurredAt string `dynamodbav:"occurred_at"` // fixed-width
+	ExpiresAt  int64  `dynamodbav:"expires_at"`
+}
+
+// unsucceededItem is one event whose latest attempt to the endpoint did not succeed.
+type unsucceededItem struct {
+	PK          string `dynamodbav:"pk"`
+	SK          string `dynamodbav:"sk"` // occurred_at (fixed-width) # event id
+	EventID     string `dynamodbav:"event_id"`
+	EventType   string `dynamodbav:"event_type"`
+	OccurredAt  string `dynamodbav:"occurred_at"`
+	Status      string `dynamodbav:"status"`
+	AttemptedAt string `dynamodbav:"attempted_at"`
+	ExpiresAt   int64  `dynamodbav:"expires_at"`
+}
+
+// perEventExpiry keeps a per-event item as long as its event can be stored (EventExpiry
+// counted from the attempt, which is never before the event was stored).
+func perEventExpiry(a domain.Attempt) int64 {
+	return domain.EventExpiry(domain.Event{OccurredAt: a.OccurredAt}, a.AttemptedAt).Unix()
+}
+
+func toEventIndexItem(a domain.Attempt) eventIndexItem {
+	return eventIndexItem{
+		PK: eventIndexPK(a.TenantID, a.EndpointID), SK: a.EventID, EventType: a.EventType,
+		OccurredAt: formatSortable(a.OccurredAt), ExpiresAt: perEventExpiry(a),
+	}
+}
+
+func toUnsucceededItem(a domain.Attempt) unsucceededItem {
+	return unsucceededItem{
+		PK: unsucceededPK(a.TenantID, a.EndpointID), SK: formatSortable(a.OccurredAt) + "#" + a.EventID,
+		EventID: a.EventID, EventType: a.EventType, OccurredAt: formatSortable(a.OccurredAt),
+		Status: string(a.Status), AttemptedAt: formatTime(a.AttemptedAt), ExpiresAt: perEventExpiry(a),
+	}
+}
+
+// Lookup finds an event the endpoint's log holds an attempt of (one consistent GetItem of
+// the event index); NotFound when there is none.
+func (s *Deliveries) Lookup(ctx context.Context, tenantID, endpointID, eventID string) (domain.EventRef, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &s.table,
+		Key:            deliveryKey(eventIndexPK(tenantID, endpointID), eventID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return domain.EventRef{}, dbErr("look up event "+eventID, err)
+	}
+	if out.Item == nil {
+		return domain.EventRef{}, domain.NotFound("event %s is not in the delivery log of endpoint %s", eventID, endpointID)
+	}
+	var it eventIndexItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return domain.EventRef{}, fmt.Errorf("decode event index item %s: %w", eventID, err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, it.OccurredAt)
+	if err != nil {
+		return domain.EventRef{}, fmt.Errorf("decode event index item %s: occurred_at: %w", eventID, err)
+	}
+	return domain.EventRef{ID: it.SK, Type: it.EventType, OccurredAt: at.UTC()}, nil
 }
 
 func (s *Deliveries) writeBatch(ctx context.Context, batch []types.WriteRequest) error {

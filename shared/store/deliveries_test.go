@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
@@ -256,6 +258,10 @@ func TestDeliveriesRecordRetriesUnprocessed(t *testing.T) {
 	s.sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
 
 	attempts := attemptsFor("tenant-a", "ep_1", 10)
+	for i := range attempts {
+		// Test sends: one item per attempt (no per-event items), so the ten fit one call.
+		attempts[i].Test = true
+	}
 	if err := s.Record(ctx, attempts); err != nil {
 		t.Fatal(err)
 	}
@@ -284,4 +290,91 @@ func TestDeliveriesDependencyDown(t *testing.T) {
 	wantKind(t, s.Record(ctx, attemptsFor("tenant-a", "ep_1", 2)), domain.ErrUnavailable)
 	_, _, err := s.List(ctx, "tenant-a", "ep_1", "", 10, "")
 	wantKind(t, err, domain.ErrUnavailable)
+}
+
+// unsucceededIDs reads an endpoint's unsucceeded index straight from the table, in order.
+func unsucceededIDs(t *testing.T, s *Deliveries, tenant, endpoint string) []string {
+	t.Helper()
+	out, err := s.db.Query(context.Background(), &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: unsucceededPK(tenant, endpoint)}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, it := range out.Items {
+		ids = append(ids, it["event_id"].(*types.AttributeValueMemberS).Value)
+	}
+	return ids
+}
+
+// TestDeliveriesPerEventIndexes: Record keeps, beside the log, the event index (any event
+// of a stored event's attempt, found by id) and the sparse unsucceeded index (an event
+// whose latest attempt did not succeed, in occurred_at order), and neither for test sends
+// nor for jobs skipped because the endpoint is gone.
+func TestDeliveriesPerEventIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newDeliveries(t)
+	at := func(id string, sec int, status domain.DeliveryStatus, n int) domain.Attempt {
+		return domain.Attempt{TenantID: "tenant-a", EndpointID: "ep_1", EventID: id, EventType: "export.done",
+			OccurredAt: t0.Add(time.Duration(sec) * time.Second), Number: n, Status: status, AttemptedAt: tWhole.Add(time.Duration(sec) * time.Second)}
+	}
+	deleted := at("evt_e", 5, domain.DeliverySkipped, 1)
+	deleted.ErrorClass = domain.SkippedDeleted
+	paused := at("evt_d", 4, domain.DeliverySkipped, 1)
+	paused.ErrorClass = domain.SkippedDisabled
+	test := at("test_1", 6, domain.DeliverySucceeded, 1)
+	test.Test = true
+	if err := s.Record(ctx, []domain.Attempt{
+		at("evt_c", 3, domain.DeliveryDead, 8), at("evt_a", 1, domain.DeliveryPending, 1),
+		at("evt_b", 2, domain.DeliverySucceeded, 1), paused, deleted, test,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id, sec := range map[string]int{"evt_a": 1, "evt_b": 2, "evt_c": 3, "evt_d": 4} {
+		ref, err := s.Lookup(ctx, "tenant-a", "ep_1", id)
+		if err != nil || ref.ID != id || ref.Type != "export.done" || !ref.OccurredAt.Equal(t0.Add(time.Duration(sec)*time.Second)) {
+			t.Errorf("Lookup(%s) = %+v, %v", id, ref, err)
+		}
+	}
+	for _, c := range []struct{ tenant, endpoint, id string }{
+		{"tenant-a", "ep_1", "evt_e"}, {"tenant-a", "ep_1", "test_1"}, {"tenant-a", "ep_2", "evt_a"}, {"tenant-b", "ep_1", "evt_a"},
+	} {
+		if _, err := s.Lookup(ctx, c.tenant, c.endpoint, c.id); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("Lookup(%s/%s/%s) = %v, want not found", c.tenant, c.endpoint, c.id, err)
+		}
+	}
+	if got, want := unsucceededIDs(t, s, "tenant-a", "ep_1"), []string{"evt_a", "evt_c", "evt_d"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("unsucceeded %v, want %v (in occurred_at order)", got, want)
+	}
+	if got := listAll(t, s, "tenant-a", "ep_1", "", 100); len(got) != 6 {
+		t.Fatalf("the log holds %d attempts, want the 6 recorded (index items are not attempts)", len(got))
+	}
+
+	// A retry that succeeds, and a replay that does, clear their events; a first fan-out
+	// attempt is not looked at (it almost never follows a failure). A put and a delete of
+	// one key in one batch: the success wins.
+	replayed := at("evt_c", 3, domain.DeliverySucceeded, 1)
+	replayed.ReplayID = "rp_1"
+	if err := s.Record(ctx, []domain.Attempt{
+		at("evt_a", 1, domain.DeliverySucceeded, 2), replayed, at("evt_d", 4, domain.DeliverySucceeded, 1),
+		at("evt_x", 7, domain.DeliveryPending, 1), at("evt_x", 7, domain.DeliverySucceeded, 2),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := unsucceededIDs(t, s, "tenant-a", "ep_1"), []string{"evt_d"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("unsucceeded after the successes %v, want %v", got, want)
+	}
+	resent := at("evt_d", 4, domain.DeliverySucceeded, 1)
+	resent.Resend = true
+	if err := s.Record(ctx, []domain.Attempt{resent}); err != nil {
+		t.Fatal(err)
+	}
+	if got := unsucceededIDs(t, s, "tenant-a", "ep_1"); len(got) != 0 {
+		t.Fatalf("a resend that succeeded left %v unsucceeded", got)
+	}
 }

@@ -264,3 +264,25 @@ func (it eventItem) toDomain() (domain.Event, error) {
 	}
 	return domain.Event{ID: it.EventID, TenantID: it.TenantID, Type: it.Type, OccurredAt: at.UTC(), Data: json.RawMessage(it.Data)}, nil
 }
+
+// Get reads one stored event (one consistent GetItem); NotFound when it is not stored, or
+// when its retention is over (TTL deletes lazily, so an expired item may still be there).
+func (s *Events) Get(ctx context.Context, tenantID string, ref domain.EventRef, now time.Time) (domain.Event, error) {
+	key := eventKey(domain.Event{TenantID: tenantID, ID: ref.ID, OccurredAt: ref.OccurredAt})
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return domain.Event{}, dbErr("get event "+ref.ID, err)
+	}
+	gone := domain.NotFound("event %s is no longer stored (the retention is %d days)", ref.ID, int(domain.EventRetention.Hours()/24))
+	if out.Item == nil {
+		return domain.Event{}, gone
+	}
+	var it eventItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return domain.Event{}, fmt.Errorf("get event %s: decode: %w", ref.ID, err)
+	}
+	if it.ExpiresAt <= now.Unix() {
+		return domain.Event{}, gone
+	}
+	return it.toDomain()
+}

@@ -286,3 +286,35 @@ func ids(evs []domain.Event) string {
 	}
 	return s
 }
+
+// TestEventGet reads one stored event by its key; an unknown one, or one past its
+// retention (TTL may not have removed it yet), is not found.
+func TestEventGet(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, env := newStack(t)
+	s := NewEvents(db, env["WEBHOOKS_EVENTS_TABLE"])
+	e := domain.Event{ID: "evt_get", TenantID: "tenant-a", Type: "export.done", OccurredAt: time.Now().UTC().Add(-time.Hour).Round(0), Data: json.RawMessage(`{"n":1}`)}
+	if _, err := s.Put(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	ref := domain.EventRef{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt}
+	got, err := s.Get(ctx, "tenant-a", ref, time.Now())
+	if err != nil || got.ID != e.ID || got.Type != e.Type || !got.OccurredAt.Equal(e.OccurredAt) || string(got.Data) != string(e.Data) {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	for name, c := range map[string]struct {
+		tenant string
+		ref    domain.EventRef
+		now    time.Time
+	}{
+		"another tenant":     {"tenant-b", ref, time.Now()},
+		"another instant":    {"tenant-a", domain.EventRef{ID: e.ID, OccurredAt: e.OccurredAt.Add(time.Nanosecond)}, time.Now()},
+		"past the retention": {"tenant-a", ref, domain.EventExpiry(e, time.Now()).Add(time.Second)},
+		"never stored":       {"tenant-a", domain.EventRef{ID: "evt_none", OccurredAt: e.OccurredAt}, time.Now()},
+	} {
+		if _, err := s.Get(ctx, c.tenant, c.ref, c.now); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("%s: %v, want not found", name, err)
+		}
+	}
+}

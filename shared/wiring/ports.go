@@ -29,6 +29,9 @@ var (
 	_ app.ReplayQueue      = (*queue.ReplayJobs)(nil)
 	_ app.TestSender       = sender.Sender{}
 	_ app.AttemptRecorder  = (*store.Deliveries)(nil)
+	_ app.EventIndex       = (*store.Deliveries)(nil)
+	_ app.EventReader      = (*store.Events)(nil)
+	_ app.JobQueue         = (*queue.DeliveryJobs)(nil)
 
 	_ ingest.EventStore       = (*store.Events)(nil)
 	_ ingest.EndpointLister   = (*store.Endpoints)(nil)

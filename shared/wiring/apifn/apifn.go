@@ -45,6 +45,7 @@ var Requirements = map[string][]config.Var{
 	api.RouteDisableEndpoint:  {config.EndpointsTable, config.IdempotencyTable},
 	api.RouteEnableEndpoint:   {config.EndpointsTable, config.IdempotencyTable, config.SecretsKeyID},
 	api.RouteTestEndpoint:     {config.EndpointsTable, config.DeliveriesTable, config.IdempotencyTable, config.SecretsKeyID},
+	api.RouteResendDelivery:   {config.EndpointsTable, config.DeliveriesTable, config.EventsTable, config.DeliveryQueueURL, config.IdempotencyTable},
 }
 
 // Common is what every API route needs: rate limits and token verification.
@@ -58,6 +59,7 @@ var servicesNeeded = map[string]func(coldstart.Services) error{
 	api.RouteEnableEndpoint:   func(s coldstart.Services) error { return need(s.SecretBox != nil, "KMS (withkms.Services)") },
 	api.RouteTestEndpoint:     func(s coldstart.Services) error { return need(s.SecretBox != nil, "KMS (withkms.Services)") },
 	api.RouteStartReplay:      func(s coldstart.Services) error { return need(s.ReplayQueue != nil, "SQS (withsqs.Services)") },
+	api.RouteResendDelivery:   func(s coldstart.Services) error { return need(s.DeliveryQueue != nil, "SQS (withsqs.Services)") },
 	api.RouteListEndpoints: func(s coldstart.Services) error {
 		return need(s.ReadSecret != nil, "Secrets Manager (withsecrets.Services)")
 	},
@@ -210,6 +212,15 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts Options
 				Log: store.NewDeliveries(ddb, cfg.DeliveriesTable),
 				Now: opts.Now,
 			}
+		}
+	}
+	if cfg.EndpointsTable != "" && cfg.DeliveriesTable != "" && cfg.EventsTable != "" && cfg.DeliveryQueueURL != "" && svc.DeliveryQueue != nil {
+		d.Resends = &app.Resends{
+			Endpoints: store.NewEndpoints(ddb, cfg.EndpointsTable),
+			Index:     store.NewDeliveries(ddb, cfg.DeliveriesTable),
+			Events:    store.NewEvents(ddb, cfg.EventsTable),
+			Jobs:      svc.DeliveryQueue(awsCfg, cfg.DeliveryQueueURL),
+			Now:       opts.Now,
 		}
 	}
 	if cursor != nil {

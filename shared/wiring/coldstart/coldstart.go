@@ -124,6 +124,9 @@ type Services struct {
 	SecretBox func(cfg aws.Config, keyID string) app.SecretBox
 	// ReplayQueue hands replays to the ReplayQueue at queueURL (the API's POST /replay).
 	ReplayQueue func(cfg aws.Config, queueURL string) app.ReplayQueue
+	// DeliveryQueue enqueues delivery jobs on the DeliveryQueue at queueURL (the API's
+	// resend).
+	DeliveryQueue func(cfg aws.Config, queueURL string) app.JobQueue
 	// ReadSecret reads a Secrets Manager secret's string value.
 	ReadSecret func(ctx context.Context, cfg aws.Config, arn string) (string, error)
 }
@@ -137,6 +140,9 @@ func Merge(ss ...Services) Services {
 		}
 		if s.ReplayQueue != nil {
 			out.ReplayQueue = s.ReplayQueue
+		}
+		if s.DeliveryQueue != nil {
+			out.DeliveryQueue = s.DeliveryQueue
 		}
 		if s.ReadSecret != nil {
 			out.ReadSecret = s.ReadSecret

@@ -93,4 +93,8 @@ func TestMergeServices(t *testing.T) {
 	if m.SecretBox == nil || m.ReadSecret == nil || m.ReplayQueue != nil {
 		t.Errorf("Merge kept SecretBox %t, ReadSecret %t, ReplayQueue %t; want true, true, false", m.SecretBox != nil, m.ReadSecret != nil, m.ReplayQueue != nil)
 	}
+	jobs := Services{DeliveryQueue: func(aws.Config, string) app.JobQueue { return nil }}
+	if m := Merge(sm, jobs); m.DeliveryQueue == nil || m.ReadSecret == nil {
+		t.Errorf("Merge dropped DeliveryQueue (%t) or ReadSecret (%t)", m.DeliveryQueue != nil, m.ReadSecret != nil)
+	}
 }

@@ -18,14 +18,16 @@ type budget struct {
 
 var budgets = []budget{
 	{
-		// 20 batches over 10 tenants' endpoints on 2 deliver instances.
+		// 20 batches over 10 tenants' endpoints on 2 deliver instances. WRU: 7 since every
+		// attempt also keeps its event's entry in the endpoint's event index (a resend by
+		// event id; decision 101), in the same BatchWriteItem call.
 		scenario: Typical, events: 200,
-		max: Totals{Calls: 4.9, WRU: 6, RRU: 0.6, SQS: 0.6, KMS: 0.1, Invocations: 0.2},
+		max: Totals{Calls: 4.9, WRU: 7, RRU: 0.6, SQS: 0.6, KMS: 0.1, Invocations: 0.2},
 	},
 	{
 		// Every event alone, for a tenant never seen before: the cold path.
 		scenario: "low-traffic", events: 20,
-		max: Totals{Calls: 13, WRU: 6, RRU: 1.5, SQS: 6, KMS: 1, Invocations: 2},
+		max: Totals{Calls: 13, WRU: 7, RRU: 1.5, SQS: 6, KMS: 1, Invocations: 2},
 	},
 }
 

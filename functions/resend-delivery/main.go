@@ -1,0 +1,15 @@
+// Command resend-delivery is the Lambda function behind
+// POST /endpoints/{endpoint_id}/deliveries/{event_id}/resend. Its cold start
+// (configuration, AWS clients, adapters and the shared handler with only this route) is
+// shared/lambdaapi with apifn.Route; it links the SDK clients of DynamoDB and SQS (it puts
+// the event back on the DeliveryQueue).
+package main
+
+import (
+	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/lambdaapi"
+	"github.com/datajetty/webhooks/shared/wiring/apifn"
+	"github.com/datajetty/webhooks/shared/wiring/withsqs"
+)
+
+func main() { lambdaapi.Run(apifn.Route(api.RouteResendDelivery, withsqs.Services)) }
