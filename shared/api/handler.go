@@ -541,6 +541,8 @@ func jsonKind(k string) string {
 		return "an array of strings"
 	case "int64", "int":
 		return "an integer"
+	case "bool":
+		return "true or false"
 	}
 	return "of another type"
 }

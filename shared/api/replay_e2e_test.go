@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/datajetty/webhooks/shared/store"
 )
 
 func nowMinus(h int) string {
@@ -92,4 +95,37 @@ func TestReplayValidation(t *testing.T) {
 	expectError(t, c.do("POST", "/replay", "acme", map[string]any{"endpoint_id": "garbage", "from": nowMinus(1)}, nil), http.StatusNotFound, "not_found", "")
 	expectError(t, c.do("GET", "/replays/rp_doesnotexistdoesnotexist", "acme", nil, nil), http.StatusNotFound, "not_found", "")
 	expectError(t, c.do("GET", "/replays/garbage", "acme", nil, nil), http.StatusNotFound, "not_found", "")
+}
+
+// TestReplayDefaultsToTheWatermark: without from, a replay starts right after the
+// endpoint's watermark; an endpoint without one needs a from; only_failed is kept and shown.
+func TestReplayDefaultsToTheWatermark(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.server(serverOpts{})
+	rc := newReceiver(t)
+	id := c.register("acme", rc.url("/wm")).str("endpoint_id")
+
+	r := c.do("POST", "/replay", "acme", map[string]any{"endpoint_id": id, "only_failed": true}, nil)
+	expectError(t, r, http.StatusBadRequest, "invalid_request", "no watermark")
+	if r.str("field") != "from" {
+		t.Fatalf("field %q, want from", r.str("field"))
+	}
+	mark := time.Now().Add(-10 * time.Minute).UTC().Truncate(time.Millisecond)
+	if err := store.NewEndpoints(dynamodb.NewFromConfig(w.aws), w.env["WEBHOOKS_ENDPOINTS_TABLE"]).AdvanceWatermark(context.Background(), "acme", id, mark); err != nil {
+		t.Fatal(err)
+	}
+	r = c.do("POST", "/replay", "acme", map[string]any{"endpoint_id": id, "only_failed": true}, nil)
+	if r.Status != http.StatusAccepted || r.Body["only_failed"] != true {
+		t.Fatalf("replay from the watermark: %d %s", r.Status, r.Raw)
+	}
+	if from, _ := time.Parse(time.RFC3339Nano, r.str("from")); !from.Equal(mark.Add(time.Nanosecond)) {
+		t.Fatalf("from %s, want right after the watermark %s", r.str("from"), mark.Format(time.RFC3339Nano))
+	}
+	if g := c.do("GET", "/replays/"+r.str("replay_id"), "acme", nil, nil); g.Body["only_failed"] != true {
+		t.Fatalf("GET replay: %s", g.Raw)
+	}
+	expectError(t, c.do("POST", "/replay", "globex", map[string]any{"endpoint_id": id}, nil), http.StatusNotFound, "not_found", "")
+	r = c.do("POST", "/replay", "acme", map[string]any{"endpoint_id": id, "only_failed": "yes"}, nil)
+	expectError(t, r, http.StatusBadRequest, "invalid_request", "only_failed")
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
 )
 
@@ -11,6 +12,7 @@ import (
 type replayBody struct {
 	EndpointID string `json:"endpoint_id"`
 	From       string `json:"from"`
+	OnlyFailed bool   `json:"only_failed"`
 }
 
 // replayView is a replay as the API shows it.
@@ -20,6 +22,7 @@ type replayView struct {
 	Status         string `json:"status"`
 	From           string `json:"from"`
 	Until          string `json:"until"`
+	OnlyFailed     bool   `json:"only_failed"`
 	EventsEnqueued int64  `json:"events_enqueued"`
 	Error          string `json:"error,omitempty"`
 	CreatedAt      string `json:"created_at"`
@@ -29,7 +32,7 @@ type replayView struct {
 func viewReplay(r domain.Replay) replayView {
 	return replayView{
 		ReplayID: r.ID, EndpointID: r.EndpointID, Status: string(r.Status),
-		From: ts(r.From), Until: ts(r.Until), EventsEnqueued: r.Enqueued, Error: r.Error,
+		From: ts(r.From), Until: ts(r.Until), OnlyFailed: r.OnlyFailed, EventsEnqueued: r.Enqueued, Error: r.Error,
 		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt),
 	}
 }
@@ -42,14 +45,15 @@ func (h *Handler) startReplay(req *request) (response, error) {
 	if b.EndpointID == "" {
 		return response{}, domain.Invalid("endpoint_id", "endpoint_id is required")
 	}
-	if b.From == "" {
-		return response{}, domain.Invalid("from", "from is required (an RFC 3339 timestamp)")
+	in := app.ReplayInput{OnlyFailed: b.OnlyFailed}
+	if b.From != "" {
+		from, err := time.Parse(time.RFC3339Nano, b.From)
+		if err != nil {
+			return response{}, domain.Invalid("from", "from must be an RFC 3339 timestamp like 2025-10-05T06:00:00Z")
+		}
+		in.From = &from
 	}
-	from, err := time.Parse(time.RFC3339Nano, b.From)
-	if err != nil {
-		return response{}, domain.Invalid("from", "from must be an RFC 3339 timestamp like 2025-10-05T06:00:00Z")
-	}
-	r, err := h.deps.Replays.Start(req.Context(), req.principal.TenantID, b.EndpointID, from)
+	r, err := h.deps.Replays.StartWith(req.Context(), req.principal.TenantID, b.EndpointID, in)
 	if err != nil {
 		return response{}, err
 	}

@@ -23,6 +23,8 @@ type Replay struct {
 	EndpointID string
 	From       time.Time
 	Until      time.Time // the request time: later events are delivered normally
+	// OnlyFailed: only the events whose latest delivery to the endpoint did not succeed.
+	OnlyFailed bool
 	Status     ReplayStatus
 	Enqueued   int64
 	Cursor     string // the worker's checkpoint (opaque)

@@ -55,6 +55,15 @@ type EventPager interface {
 	After(e domain.Event) string
 }
 
+// FailedPager reads, in time order, the events whose latest delivery to an endpoint did not
+// succeed (shared/store.Recovery): the events of a replay with only_failed.
+type FailedPager interface {
+	// PageFailed is Page restricted to those events of the endpoint.
+	PageFailed(ctx context.Context, tenantID, endpointID string, from, until time.Time, cursor string, limit int) (evs []domain.Event, next string, err error)
+	// AfterFailed returns the cursor that resumes a PageFailed walk right after e.
+	AfterFailed(e domain.Event) string
+}
+
 // JobSender enqueues delivery jobs (shared/queue.DeliveryJobs).
 type JobSender interface {
 	// Send enqueues jobs; failed are those still not accepted after the sender's retries.
@@ -72,6 +81,8 @@ type Deps struct {
 	Replays   ReplayStore
 	Endpoints EndpointGetter
 	Events    EventPager
+	// Failed pages the events of a replay with only_failed.
+	Failed    FailedPager
 	Jobs      JobSender
 	Continuer Continuer
 	// Metrics counts ReplayEventsEnqueued (nil: none).
@@ -118,8 +129,8 @@ type Handler struct {
 
 // New checks d and returns a Handler; build one per instance, at cold start.
 func New(d Deps) (*Handler, error) {
-	if d.Replays == nil || d.Endpoints == nil || d.Events == nil || d.Jobs == nil || d.Continuer == nil {
-		return nil, errors.New("replayworker: Deps needs Replays, Endpoints, Events, Jobs and Continuer")
+	if d.Replays == nil || d.Endpoints == nil || d.Events == nil || d.Failed == nil || d.Jobs == nil || d.Continuer == nil {
+		return nil, errors.New("replayworker: Deps needs Replays, Endpoints, Events, Failed, Jobs and Continuer")
 	}
 	h := &Handler{d: d, opts: d.Options, now: d.Now, log: d.Logger}
 	if h.opts.PageSize <= 0 {
@@ -244,9 +255,21 @@ func (h *Handler) run(ctx context.Context, inv *invocation, log *slog.Logger, jo
 		return &r, ack
 	}
 	if r.Cursor == "" {
-		log.InfoContext(ctx, "replay started", "from", r.From, "until", r.Until)
+		log.InfoContext(ctx, "replay started", "from", r.From, "until", r.Until, "only_failed", r.OnlyFailed)
 	} else {
 		log.InfoContext(ctx, "replay resumed", "enqueued", r.Enqueued)
+	}
+	// A replay reads every stored event of its range, or with only_failed just those whose
+	// latest delivery to the endpoint did not succeed.
+	page := func(cursor string) ([]domain.Event, string, error) {
+		if r.OnlyFailed {
+			return h.d.Failed.PageFailed(ctx, r.TenantID, r.EndpointID, r.From, r.Until, cursor, h.opts.PageSize)
+		}
+		return h.d.Events.Page(ctx, r.TenantID, r.From, r.Until, cursor, h.opts.PageSize)
+	}
+	after := h.d.Events.After
+	if r.OnlyFailed {
+		after = h.d.Failed.AfterFailed
 	}
 	// carry holds the jobs read but not sent yet (fewer than a batch); read is where the
 	// next page starts. r.Cursor is what was checkpointed: every matching event before it
@@ -265,7 +288,7 @@ func (h *Handler) run(ctx context.Context, inv *invocation, log *slog.Logger, jo
 			}
 			return &r, h.continueLater(ctx, log, r.TenantID, r.ID, r.Enqueued)
 		}
-		evs, next, err := h.d.Events.Page(ctx, r.TenantID, r.From, r.Until, read, h.opts.PageSize)
+		evs, next, err := page(read)
 		if err != nil {
 			log.ErrorContext(ctx, "read events", "enqueued", r.Enqueued, "error", err)
 			return &r, false
@@ -282,7 +305,7 @@ func (h *Handler) run(ctx context.Context, inv *invocation, log *slog.Logger, jo
 		}
 		resume := read
 		if n < len(carry) {
-			resume = h.d.Events.After(carry[n-1].Event)
+			resume = after(carry[n-1].Event)
 		}
 		if !h.send(ctx, log, &r, carry[:n], resume) {
 			return &r, false

@@ -66,6 +66,7 @@ type fixture struct {
 	endpoints  *store.Endpoints
 	replays    *store.Replays
 	events     *store.Events
+	deliveries *store.Deliveries
 	jobs       *queue.DeliveryJobs
 	replayJobs *queue.ReplayJobs
 	ep         domain.Endpoint
@@ -87,6 +88,7 @@ func newFixture(t *testing.T) *fixture {
 		endpoints:  store.NewEndpoints(db, env["WEBHOOKS_ENDPOINTS_TABLE"]),
 		replays:    store.NewReplays(db, env["WEBHOOKS_REPLAYS_TABLE"], env["WEBHOOKS_ENDPOINTS_TABLE"]),
 		events:     store.NewEvents(db, env["WEBHOOKS_EVENTS_TABLE"]),
+		deliveries: store.NewDeliveries(db, env["WEBHOOKS_DELIVERIES_TABLE"]),
 		jobs:       queue.NewDeliveryJobs(q, env["WEBHOOKS_DELIVERY_QUEUE_URL"]),
 		replayJobs: queue.NewReplayJobs(q, env["WEBHOOKS_REPLAY_QUEUE_URL"]),
 		now:        now,
@@ -111,7 +113,8 @@ func newFixture(t *testing.T) *fixture {
 
 // deps returns the real adapters.
 func (f *fixture) deps() replayworker.Deps {
-	return replayworker.Deps{Replays: f.replays, Endpoints: f.endpoints, Events: f.events, Jobs: f.jobs, Continuer: f.replayJobs}
+	return replayworker.Deps{Replays: f.replays, Endpoints: f.endpoints, Events: f.events, Failed: store.NewRecovery(f.deliveries, f.events),
+		Jobs: f.jobs, Continuer: f.replayJobs}
 }
 
 func (f *fixture) handler(d replayworker.Deps) *replayworker.Handler {
@@ -183,8 +186,13 @@ func (f *fixture) seed(t *testing.T, from, until time.Time) []domain.Event {
 // time, and returns it with its job as the worker receives it from the ReplayQueue.
 func (f *fixture) start(t *testing.T, from, at time.Time) (domain.Replay, events.SQSMessage) {
 	t.Helper()
-	starter := &app.Replays{Store: f.replays, Queue: f.replayJobs, Now: func() time.Time { return at }}
-	r, err := starter.Start(context.Background(), tenant, f.ep.ID, from)
+	return f.startWith(t, app.ReplayInput{From: &from}, at)
+}
+
+func (f *fixture) startWith(t *testing.T, in app.ReplayInput, at time.Time) (domain.Replay, events.SQSMessage) {
+	t.Helper()
+	starter := &app.Replays{Store: f.replays, Queue: f.replayJobs, Endpoints: f.endpoints, Now: func() time.Time { return at }}
+	r, err := starter.StartWith(context.Background(), tenant, f.ep.ID, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -784,6 +792,106 @@ func TestReplayOfDisabledEndpointFails(t *testing.T) {
 	}
 	if err := f.startAnother(); err != nil {
 		t.Errorf("the endpoint's replay lock was not released: %v", err)
+	}
+}
+
+// TestReplayOnlyFailed: with only_failed a replay reads the endpoint's unsucceeded index,
+// not every event of the range: it enqueues exactly the matching events in range whose
+// latest delivery did not succeed, over several pages and checkpoints.
+func TestReplayOnlyFailed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	from := f.now.Add(-5 * time.Hour)
+	inRange := f.seed(t, from, f.now)
+	// Attempts of the endpoint: every third matching event failed, every fifth was
+	// skipped while paused; one failed and then succeeded on a retry; the rest succeeded.
+	var attempts []domain.Attempt
+	var want []domain.Event
+	for i, e := range inRange {
+		a := domain.Attempt{TenantID: tenant, EndpointID: f.ep.ID, EventID: e.ID, EventType: e.Type, OccurredAt: e.OccurredAt,
+			Number: 1, Status: domain.DeliverySucceeded, AttemptedAt: f.now.Add(-time.Minute)}
+		switch {
+		case i%3 == 0:
+			a.Status, a.ErrorClass = domain.DeliveryDead, "http_5xx"
+			want = append(want, e)
+		case i%5 == 0:
+			a.Status, a.ErrorClass = domain.DeliverySkipped, domain.SkippedDisabled
+			want = append(want, e)
+		case i == 1:
+			failed := a
+			failed.Status = domain.DeliveryPending
+			attempts = append(attempts, failed)
+			a.Number, a.AttemptedAt = 2, a.AttemptedAt.Add(time.Second)
+		}
+		attempts = append(attempts, a)
+	}
+	// A failure outside the range is not replayed.
+	early := domain.Attempt{TenantID: tenant, EndpointID: f.ep.ID, EventID: "evt_early", EventType: "export.done",
+		OccurredAt: from.Add(-time.Minute), Number: 1, Status: domain.DeliveryDead, AttemptedAt: f.now}
+	if err := f.deliveries.Record(ctx, append(attempts, early)); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 2*pageSize {
+		t.Fatalf("seed: only %d failed events; the test needs several pages", len(want))
+	}
+	r, msg := f.startWith(t, app.ReplayInput{From: &from, OnlyFailed: true}, f.now)
+	if !r.OnlyFailed {
+		t.Fatalf("replay %+v does not say only_failed", r)
+	}
+	if failed := handle(t, ctx, f.handler(f.deps()), msg); len(failed) != 0 {
+		t.Fatalf("failed items %v", failed)
+	}
+	jobs := f.delivered(t)
+	for id, n := range checkJobs(t, f, r, jobs, want) {
+		if n != 1 {
+			t.Errorf("event %s enqueued %d times, want once", id, n)
+		}
+	}
+	if len(jobs) != len(want) {
+		t.Errorf("%d jobs enqueued, want the %d failed ones", len(jobs), len(want))
+	}
+	if got := f.replay(t, r.ID); got.Status != domain.ReplayCompleted || got.Enqueued != int64(len(want)) || !got.OnlyFailed {
+		t.Errorf("replay = %+v", got)
+	}
+}
+
+// TestReplayFromTheWatermark: without from, a replay starts right after the endpoint's
+// watermark (so exactly what came after the newest success); with no watermark it needs a
+// from.
+func TestReplayFromTheWatermark(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	starter := &app.Replays{Store: f.replays, Queue: f.replayJobs, Endpoints: f.endpoints, Now: func() time.Time { return f.now }}
+	_, err := starter.StartWith(ctx, tenant, f.ep.ID, app.ReplayInput{})
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Kind != domain.KindInvalid || de.Field != "from" {
+		t.Fatalf("no from, no watermark: %v, want 400 on from", err)
+	}
+	from := f.now.Add(-5 * time.Hour)
+	inRange := f.seed(t, from, f.now)
+	mark := inRange[len(inRange)/2]
+	if err := f.endpoints.AdvanceWatermark(ctx, tenant, f.ep.ID, mark.OccurredAt); err != nil {
+		t.Fatal(err)
+	}
+	var want []domain.Event
+	for _, e := range inRange {
+		if e.OccurredAt.After(mark.OccurredAt) {
+			want = append(want, e)
+		}
+	}
+	r, msg := f.startWith(t, app.ReplayInput{}, f.now)
+	if !r.From.Equal(mark.OccurredAt.Add(time.Nanosecond)) {
+		t.Fatalf("from %s, want right after the watermark %s", r.From, mark.OccurredAt)
+	}
+	if failed := handle(t, ctx, f.handler(f.deps()), msg); len(failed) != 0 {
+		t.Fatalf("failed items %v", failed)
+	}
+	jobs := f.delivered(t)
+	checkJobs(t, f, r, jobs, want)
+	if len(jobs) != len(want) {
+		t.Errorf("%d jobs, want exactly the %d events after the watermark", len(jobs), len(want))
 	}
 }
 

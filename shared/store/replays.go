@@ -25,6 +25,7 @@ type replayItem struct {
 	EndpointID string `dynamodbav:"endpoint_id"`
 	From       string `dynamodbav:"from"`
 	Until      string `dynamodbav:"until"`
+	OnlyFailed bool   `dynamodbav:"only_failed,omitempty"`
 	Status     string `dynamodbav:"status"`
 	Enqueued   int64  `dynamodbav:"enqueued"`
 	Cursor     string `dynamodbav:"cursor,omitempty"`
@@ -39,6 +40,7 @@ func (it replayItem) toDomain() (domain.Replay, error) {
 		TenantID:   it.TenantID,
 		ID:         it.ReplayID,
 		EndpointID: it.EndpointID,
+		OnlyFailed: it.OnlyFailed,
 		Status:     domain.ReplayStatus(it.Status),
 		Enqueued:   it.Enqueued,
 		Cursor:     it.Cursor,
@@ -110,6 +112,7 @@ func (s *Replays) StartReplay(ctx context.Context, r domain.Replay, leaseUntil, 
 		EndpointID: r.EndpointID,
 		From:       formatTime(r.From),
 		Until:      formatTime(r.Until),
+		OnlyFailed: r.OnlyFailed,
 		Status:     string(r.Status),
 		Enqueued:   r.Enqueued,
 		Cursor:     r.Cursor,

@@ -47,6 +47,7 @@ var (
 	_ replayworker.ReplayStore    = (*store.Replays)(nil)
 	_ replayworker.EndpointGetter = (*store.Endpoints)(nil)
 	_ replayworker.EventPager     = (*store.Events)(nil)
+	_ replayworker.FailedPager    = (*store.Recovery)(nil)
 	_ replayworker.JobSender      = (*queue.DeliveryJobs)(nil)
 	_ replayworker.Continuer      = (*queue.ReplayJobs)(nil)
 )

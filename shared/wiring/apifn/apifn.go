@@ -188,6 +188,9 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts Options
 	}
 	if cfg.ReplaysTable != "" {
 		d.Replays = &app.Replays{Store: store.NewReplays(ddb, cfg.ReplaysTable, cfg.EndpointsTable), Now: opts.Now}
+		if cfg.EndpointsTable != "" {
+			d.Replays.Endpoints = store.NewEndpoints(ddb, cfg.EndpointsTable)
+		}
 		if cfg.ReplayQueueURL != "" && svc.ReplayQueue != nil {
 			d.Replays.Queue = svc.ReplayQueue(awsCfg, cfg.ReplayQueueURL)
 		}

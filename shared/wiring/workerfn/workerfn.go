@@ -32,7 +32,7 @@ import (
 // start with the variable's name.
 var (
 	IngestNeeds       = []config.Var{config.EventsTable, config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.IngestDLQURL}
-	ReplayWorkerNeeds = []config.Var{config.ReplaysTable, config.EndpointsTable, config.EventsTable, config.DeliveryQueueURL, config.ReplayQueueURL}
+	ReplayWorkerNeeds = []config.Var{config.ReplaysTable, config.EndpointsTable, config.EventsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.ReplayQueueURL}
 	DeliverNeeds      = []config.Var{config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.SecretsKeyID}
 )
 
@@ -117,10 +117,12 @@ func ReplayWorker(cfg config.Config, awsCfg aws.Config, o Options, _ coldstart.S
 		return nil, err
 	}
 	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
+	events := store.NewEvents(db, cfg.EventsTable)
 	return consumer(replayworker.New, replayworker.Deps{
 		Replays:   store.NewReplays(db, cfg.ReplaysTable, cfg.EndpointsTable),
 		Endpoints: store.NewEndpoints(db, cfg.EndpointsTable),
-		Events:    store.NewEvents(db, cfg.EventsTable),
+		Events:    events,
+		Failed:    store.NewRecovery(store.NewDeliveries(db, cfg.DeliveriesTable), events),
 		Jobs:      queue.NewDeliveryJobs(q, cfg.DeliveryQueueURL),
 		Continuer: queue.NewReplayJobs(q, cfg.ReplayQueueURL),
 		Logger:    o.logger(),
