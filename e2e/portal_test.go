@@ -666,6 +666,53 @@ func TestPortalWithoutSelfServiceRoutes(t *testing.T) {
 	}
 }
 
+// TestPortalTestEventShowsTheReceiverAsText: "Send test event" shows the attempt (result,
+// HTTP status, latency) and the receiver's answer, which is attacker-controlled markup,
+// as inert text; the attempt appears in the log marked as a test, and its details offer no
+// resend (a test event is not stored).
+func TestPortalTestEventShowsTheReceiverAsText(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.run()
+	const tenant = "portal-test-event"
+	rc := newHookReceiver(t, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, xss)
+	})
+	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/evil", "events": []string{"*"}})
+	if status != 201 {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+	p.ClickButton("main table", "Manage")
+	p.ClickButton(".action-area", "Send test event")
+	p.WaitText(".panel-slot", "Succeeded")
+	p.WaitText("[data-field=test-http]", "200")
+	p.WaitText("[data-field=test-excerpt]", xss)
+	if n := browser.Eval[int](p, `document.querySelectorAll("main img").length`); n != 0 {
+		t.Fatalf("the receiver's answer became %d <img> elements", n)
+	}
+	if browser.Eval[bool](p, `window.__pwned === 1`) {
+		t.Fatal("the receiver's answer ran script")
+	}
+	for _, path := range s.requestedPortalPaths() {
+		if strings.HasSuffix(path, "/x") {
+			t.Fatalf("the receiver's answer made the browser fetch %s", path)
+		}
+	}
+	p.Screenshot("portal-test-event")
+	p.WaitText(".log table", "test")
+
+	// A test event is not stored: its details offer no resend.
+	p.Click(`.log tbody tr[data-event^="test_"] button`)
+	p.WaitText("dialog[open]", "cannot be resent")
+	if n := browser.Eval[int](p, `[...document.querySelectorAll("dialog[open] button")].filter(b => b.innerText.trim() === "Resend this event").length`); n != 0 {
+		t.Fatal("a test attempt is offered Resend")
+	}
+	p.Keys("\x1b")
+	p.WaitGone("dialog")
+}
+
 // TestPortalShowsWhyAnEndpointStopped: a receiver answers 410 Gone, the service disables
 // its endpoint; the list and the endpoint's page say so in plain words with the service's
 // own detail and what to do, offer Resume instead of Pause, and resuming (after the

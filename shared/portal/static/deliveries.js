@@ -76,7 +76,9 @@ function attemptTable(id, items) {
       ['When', 'Event', 'Attempt', 'Result', 'HTTP', 'Latency', ''].map((h) => el('th', { scope: 'col', text: h })))),
     el('tbody', {}, items.map((a) => el('tr', { 'data-event': a.event_id, 'data-status': a.status },
       el('td', { 'data-label': 'When' }, timeEl(a.attempted_at)),
-      el('td', { 'data-label': 'Event' }, el('code', { text: a.event_type }), a.test ? el('span', { class: 'badge', text: 'test' }) : null),
+      el('td', { 'data-label': 'Event' }, el('code', { text: a.event_type }),
+        a.test ? el('span', { class: 'badge', text: 'test' }) : null,
+        a.resend ? el('span', { class: 'badge', text: 'resent' }) : null),
       el('td', { 'data-label': 'Attempt', text: String(a.attempt) }),
       el('td', { 'data-label': 'Result' }, resultBadge(a)),
       el('td', { 'data-label': 'HTTP', text: a.http_status ? String(a.http_status) : '—' }),
@@ -119,11 +121,12 @@ function openAttempt(id, a) {
   row('Attempted', timeEl(a.attempted_at));
   if (a.next_attempt_at) row('Next attempt', timeEl(a.next_attempt_at));
   if (a.replay_id) row('Replay', el('code', { text: a.replay_id }));
-  if (a.test) row('Test', el('span', { text: 'sent with "Send test event"' }));
+  if (a.test) row('Test', el('span', { text: 'sent with "Send test event"; a test event is not stored, so it cannot be resent (send another test instead)' }));
+  if (a.resend) row('Resent', el('span', { text: 'an attempt of a resend of this event' }));
 
   const close = el('button', { type: 'button', class: 'secondary', text: 'Close' });
   const actions = el('div', { class: 'actions' }, close);
-  if (session.can('replay') && offers('POST', '/endpoints/{endpoint_id}/deliveries/{event_id}/resend')) {
+  if (session.can('replay') && !a.test && offers('POST', '/endpoints/{endpoint_id}/deliveries/{event_id}/resend')) {
     const resend = el('button', { type: 'button', class: 'primary', text: 'Resend this event' });
     resend.addEventListener('click', async () => {
       resend.disabled = true;
