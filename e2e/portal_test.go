@@ -95,6 +95,17 @@ func (rc *hookReceiver) challengeCount() int {
 	return len(rc.chHeads)
 }
 
+// webhookIDs are the webhook-id headers of the deliveries, in arrival order.
+func (rc *hookReceiver) webhookIDs() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	ids := make([]string, len(rc.heads))
+	for i, h := range rc.heads {
+		ids[i] = h.Get("webhook-id")
+	}
+	return ids
+}
+
 func (rc *hookReceiver) count() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -864,4 +875,41 @@ func TestPortalSaysEachErrorNextToItsCause(t *testing.T) {
 	}
 	p.ClickButton(".action-area", "Pause")
 	p.WaitText(".action-status", "Pause: Not found: it may have been deleted, or it belongs to another account.")
+}
+
+// TestPortalResendsADeliveredEvent: "Resend this event" in a delivered event's details
+// queues it again; the receiver gets it once more with its original webhook-id, and the
+// log shows the new attempt as resent.
+func TestPortalResendsADeliveredEvent(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.run()
+	const tenant = "portal-resend"
+	rc := newHookReceiver(t, nil)
+	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/again", "events": []string{"export.*"}})
+	if status != 201 {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+	p.ClickButton("main table", "Manage")
+	p.WaitText("main dl.facts", "/again")
+
+	// Resend a delivered event from its attempt's details: the receiver gets it once more,
+	// with the same webhook-id, and the log shows the resent attempt.
+	s.publishN(tenant, "export.done", 1, time.Now().Add(-time.Minute))
+	waitFor(t, "the event's delivery", func() bool { return rc.count() >= 1 })
+	p.ClickButton(".log", "Refresh")
+	p.WaitText(".log table", "export.done")
+	original := rc.webhookIDs()[0]
+	p.Click(`.log tbody tr[data-event^="evt_"] button`)
+	p.ClickButton("dialog[open]", "Resend this event")
+	p.WaitText("dialog[open]", "Queued")
+	waitFor(t, "the resent event", func() bool { return rc.count() >= 2 })
+	if ids := rc.webhookIDs(); ids[1] != original {
+		t.Fatalf("the resend carried webhook-id %q, want the original %q", ids[1], original)
+	}
+	p.ClickButton("dialog[open]", "Close")
+	p.ClickButton(".log", "Refresh")
+	p.WaitText(".log table", "resent")
+	p.Screenshot("portal-resent")
 }
