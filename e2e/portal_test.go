@@ -15,6 +15,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/datajetty/webhooks/shared/api"
+	deliverypkg "github.com/datajetty/webhooks/shared/delivery"
 	"github.com/datajetty/webhooks/shared/dev/browser"
 	"github.com/datajetty/webhooks/shared/dev/devissuer"
 )
@@ -912,4 +913,105 @@ func TestPortalResendsADeliveredEvent(t *testing.T) {
 	p.ClickButton(".log", "Refresh")
 	p.WaitText(".log table", "resent")
 	p.Screenshot("portal-resent")
+}
+
+// TestPortalReplaysFromTheWatermarkAndOnlyTheFailed: after a pause, "since the watermark"
+// sends exactly the event that was skipped meanwhile; "only those that did not succeed"
+// since a time sends exactly the event whose delivery is still failing; the page watches
+// each replay until it completes and says how many events it queued.
+func TestPortalReplaysFromTheWatermarkAndOnlyTheFailed(t *testing.T) {
+	t.Parallel()
+	// No retry within the test (the failing event stays failing); the endpoint cache off,
+	// so a resume is seen by the next delivery.
+	s := newSystem(t, func(o *deliverypkg.Options) {
+		o.CacheTTL = 0
+		o.Schedule = []time.Duration{time.Hour}
+	})
+	s.run()
+	const tenant = "portal-recover"
+	var mu sync.Mutex
+	failing := false
+	rc := newHookReceiver(t, func(w http.ResponseWriter) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	setFailing := func(v bool) {
+		mu.Lock()
+		failing = v
+		mu.Unlock()
+	}
+	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/recover", "events": []string{"export.*"}})
+	if status != 201 {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	epID := body["endpoint_id"].(string)
+	t0 := time.Now().Add(-5 * time.Minute).UTC()
+	publish := func(id string, at time.Time) {
+		s.publish(map[string]any{"id": id, "tenant_id": tenant, "type": "export.done", "occurred_at": at.Format(time.RFC3339Nano), "data": map[string]any{}})
+	}
+	publish("evt_r1", t0)
+	waitFor(t, "evt_r1 delivered", func() bool { return rc.count() >= 1 })
+	setFailing(true)
+	publish("evt_r2", t0.Add(time.Minute))
+	waitFor(t, "evt_r2 attempted", func() bool { return rc.count() >= 2 })
+	setFailing(false)
+	publish("evt_r3", t0.Add(2*time.Minute))
+	waitFor(t, "the watermark at evt_r3", func() bool {
+		_, ep := s.call("GET", "/endpoints/"+epID, tenant, nil)
+		w, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(ep["watermark"]))
+		return w.Equal(t0.Add(2 * time.Minute))
+	})
+
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+	p.Navigate(s.api + "/portal/?endpoint=" + epID)
+	p.WaitText("main dl.facts", "/recover")
+	// Paused while evt_r4 arrives: it is skipped; resumed, the watermark replay sends it.
+	p.ClickButton(".action-area", "Pause")
+	p.WaitText(".action-status", "Paused")
+	publish("evt_r4", t0.Add(3*time.Minute))
+	waitFor(t, "evt_r4 skipped", func() bool {
+		_, log := s.call("GET", "/endpoints/"+epID+"/deliveries?status=skipped", tenant, nil)
+		items, _ := log["items"].([]any)
+		return len(items) == 1
+	})
+	p.ClickButton(".action-area", "Resume")
+	p.WaitText(".action-status", "Resumed")
+	before := rc.count()
+	p.ClickButton(".replay", "Start replay")
+	p.WaitText(".replay-status", "Completed: 1 event queued for delivery.")
+	waitFor(t, "the replayed evt_r4", func() bool { return rc.count() > before })
+	if ids := rc.webhookIDs(); ids[len(ids)-1] != "evt_r4" {
+		t.Fatalf("the watermark replay sent %q, want evt_r4 (all: %v)", ids[len(ids)-1], ids)
+	}
+	waitFor(t, "evt_r4 recorded as succeeded", func() bool {
+		_, log := s.call("GET", "/endpoints/"+epID+"/deliveries?status=succeeded", tenant, nil)
+		items, _ := log["items"].([]any)
+		for _, it := range items {
+			if it.(map[string]any)["event_id"] == "evt_r4" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Only what did not succeed, since before evt_r1: evt_r2 alone.
+	before = rc.count()
+	p.Click("input[type=radio][value=time]")
+	p.Type(".replay input[type=text]", t0.Add(-time.Minute).Local().Format("2006-01-02 15:04"))
+	p.Click(".replay input[type=checkbox]")
+	p.ClickButton(".replay", "Start replay")
+	p.WaitText(".replay-status", "Completed: 1 event queued for delivery (failed ones only).")
+	p.Screenshot("portal-replay-failed")
+	waitFor(t, "the replayed evt_r2", func() bool { return rc.count() > before })
+	time.Sleep(time.Second) // nothing else follows
+	if ids := rc.webhookIDs()[before:]; len(ids) != 1 || ids[0] != "evt_r2" {
+		t.Fatalf("the only-failed replay sent %v, want [evt_r2]", ids)
+	}
+	replayID := browser.Eval[string](p, `document.querySelector(".replay-status [data-replay]").dataset.replay`)
+	if status, r := s.call("GET", "/replays/"+replayID, tenant, nil); status != 200 || r["only_failed"] != true || r["events_enqueued"] != 1.0 {
+		t.Fatalf("the replay the page watched: %d %v", status, r)
+	}
 }

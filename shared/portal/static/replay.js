@@ -1,5 +1,6 @@
 // Replays: re-deliver an endpoint's stored events from its watermark or from a chosen
-// time; then watch the replay until it ends.
+// time, all of them or only those whose delivery did not succeed; then watch the replay
+// until it ends.
 
 import { call, explain } from './api.js';
 import { el, replace, uid, message, showFieldError, clearFieldErrors, when } from './dom.js';
@@ -33,6 +34,9 @@ export function replayPanel(current) {
     radio('watermark', 'Everything since the last successful delivery (the watermark)', true),
     radio('time', 'Everything since a time', false),
   ];
+  const onlyFailed = el('input', { type: 'checkbox', id: uid('only-failed'), name: 'only_failed' });
+  const onlyFailedField = el('div', { class: 'check' }, onlyFailed,
+    el('label', { for: onlyFailed.id, text: 'Only the events whose delivery did not succeed (failed for good, still failing, or skipped while paused or disabled)' }));
   const from = el('input', { type: 'text', id: uid('from'), value: formatLocal(new Date(Date.now() - 24 * 3600 * 1000)), inputmode: 'numeric', autocomplete: 'off', spellcheck: 'false' });
   const fromError = el('p', { class: 'field-error', id: `${from.id}-error`, hidden: true });
   const fromHint = el('p', { class: 'hint', id: `${from.id}-hint`, text: 'Your local time, as YYYY-MM-DD HH:MM. Events are kept for 30 days.' });
@@ -43,6 +47,7 @@ export function replayPanel(current) {
   const form = el('form', { novalidate: true, 'aria-labelledby': `${name}-title` },
     el('fieldset', {}, el('legend', { text: 'Which events' }), modes.map((m) => m.node)),
     fromField,
+    onlyFailedField,
     el('div', { class: 'actions' }, start),
     status);
   const node = el('section', { class: 'replay' },
@@ -65,7 +70,8 @@ export function replayPanel(current) {
         replace(status, message('error', 'Nothing has been delivered to this endpoint yet, so it has no watermark: replay since a time instead.'));
         return;
       }
-      body.from = ep.watermark;
+      // No from: the service starts right after the endpoint's watermark as it is now
+      // (this page's copy may be older), so exactly what came after it is sent again.
     } else {
       const d = parseLocal(from.value);
       if (!d) {
@@ -75,6 +81,7 @@ export function replayPanel(current) {
       }
       body.from = d.toISOString();
     }
+    if (onlyFailed.checked) body.only_failed = true;
     start.disabled = true;
     replace(status, message('info', 'Starting the replay…'));
     try {
@@ -83,9 +90,12 @@ export function replayPanel(current) {
     } catch (err) {
       if (err.field === 'from') {
         replace(status);
-        showFieldError(from, explain(err));
-        if (mode() === 'watermark') replace(status, message('error', explain(err)));
-        else from.focus();
+        if (mode() === 'watermark') {
+          replace(status, message('error', explain(err)));
+        } else {
+          showFieldError(from, explain(err));
+          from.focus();
+        }
       } else {
         replace(status, message('error', explain(err)));
       }
