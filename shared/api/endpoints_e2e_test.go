@@ -259,6 +259,29 @@ func TestSSRFRefusedWithSwitchOff(t *testing.T) {
 	c := w.server(serverOpts{env: map[string]string{"WEBHOOKS_ALLOW_PRIVATE_TARGETS": "false"}})
 	rc := newReceiver(t)
 	port := rc.Listener.Addr().String()[strings.LastIndex(rc.Listener.Addr().String(), ":")+1:]
+	// The URL and the phrase its 400 must contain: the registration check names the same
+	// category as the dial-time guard, whose rules it applies.
+	named := map[string]string{
+		"https://[64:ff9b::a00:1]/h":    "NAT64",
+		"https://[2002:a00:1::1]/h":     "6to4",
+		"https://[::a00:1]/h":           "reserved",
+		"https://2130706433:" + port:    "non-standard form",
+		"https://0x7f000001:" + port:    "non-standard form",
+		"https://017700000001:" + port:  "non-standard form",
+		"https://127.1:" + port + "/h":  "non-standard form",
+		"https://exa_mple.com/h":        "not a valid host name",
+		"https://169.254.169.254/x":     "cloud metadata",
+		"https://[::ffff:10.0.0.1]/h/x": "IPv4-mapped",
+	}
+	for u, phrase := range named {
+		t.Run(u, func(t *testing.T) {
+			r := c.register("acme", u)
+			expectError(t, r, http.StatusBadRequest, "invalid_request", phrase)
+			if r.str("field") != "url" {
+				t.Fatalf("field %q", r.str("field"))
+			}
+		})
+	}
 	targets := []string{
 		"https://127.0.0.1:" + port + "/h",
 		"https://10.0.0.1/h",

@@ -11,11 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/datajetty/webhooks/shared/ssrf"
 )
 
 func TestValidateURL(t *testing.T) {
 	t.Parallel()
-	strict, local := URLPolicy{}, URLPolicy{AllowPrivate: true}
+	strict, local := URLPolicy{Destinations: ssrf.Policy{}}, URLPolicy{AllowPrivate: true, Destinations: ssrf.Policy{AllowPrivate: true}}
 	cases := []struct {
 		in, want string
 		p        URLPolicy
@@ -38,6 +40,44 @@ func TestValidateURL(t *testing.T) {
 		{in: "https://[::1]/h", p: strict, bad: "non-public"},
 		{in: "https://[::ffff:8.8.8.8]/h", p: strict, bad: "non-public"},
 		{in: "https://100.64.1.1/h", p: strict, bad: "non-public"},
+		// Numeric spellings of an IPv4 address (here all 127.0.0.1) get a clear 400, even
+		// where the local switch allows loopback: write the address as a.b.c.d.
+		{in: "https://2130706433/h", p: strict, bad: "non-standard form"},
+		{in: "https://0x7f000001/h", p: strict, bad: "non-standard form"},
+		{in: "https://0X7F000001/h", p: strict, bad: "non-standard form"},
+		{in: "https://017700000001/h", p: strict, bad: "non-standard form"},
+		{in: "https://127.1/h", p: strict, bad: "non-standard form"},
+		{in: "https://127.0.0.01/h", p: strict, bad: "non-standard form"},
+		{in: "https://0x7f.0.0.1/h", p: strict, bad: "non-standard form"},
+		{in: "https://134744072/h", p: strict, bad: "non-standard form"}, // 8.8.8.8: public, still ambiguous
+		{in: "http://2130706433/h", p: local, bad: "non-standard form"},
+		{in: "https://1.2.3.4./h", want: "https://1.2.3.4/h", p: strict},
+		// IPv6 literals that embed an IPv4 address a gateway would forward to.
+		{in: "https://[64:ff9b::7f00:1]/h", p: strict, bad: "NAT64"},
+		{in: "https://[64:ff9b:1::a00:1]/h", p: strict, bad: "NAT64"},
+		{in: "https://[2002:7f00:1::1]/h", p: strict, bad: "6to4"},
+		{in: "https://[::7f00:1]/h", p: strict, bad: "reserved"}, // IPv4-compatible
+		{in: "https://[::127.0.0.1]/h", p: strict, bad: "reserved"},
+		{in: "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/h", p: strict, bad: "Teredo"},
+		{in: "https://[64:ff9b::7f00:1]/h", p: local, bad: "NAT64"}, // never allowed
+		{in: "https://[fe80::1%25eth0]/h", p: local, bad: "zone"},
+		{in: "https://[2606:4700:0:0::1111]:8443/h", want: "https://[2606:4700::1111]:8443/h", p: strict},
+		{in: "https://[2606:4700::1111]/h", p: URLPolicy{}, bad: "IP literals are not accepted"},
+		// Host names must be valid IDNA; internationalised names are stored as A-labels.
+		{in: "https://Bücher.Example/h", want: "https://xn--bcher-kva.example/h", p: strict},
+		{in: "https://xn--bcher-kva.example/h", want: "https://xn--bcher-kva.example/h", p: strict},
+		{in: "https://ＥＸＡＭＰＬＥ.com/h", want: "https://example.com/h", p: strict},
+		{in: "https://example.com./h", want: "https://example.com/h", p: strict},
+		{in: "https://xn--zz.example/h", p: strict, bad: "not a valid host name"},
+		{in: "https://exa_mple.com/h", p: strict, bad: "not a valid host name"},
+		{in: "https://-bad.example/h", p: strict, bad: "not a valid host name"},
+		{in: "https://a..b/h", p: strict, bad: "not a valid host name"},
+		{in: "https://a\u200db.example/h", p: strict, bad: "not a valid host name"},
+		{in: "https://" + strings.Repeat("a", 64) + ".example/h", p: strict, bad: "not a valid host name"},
+		{in: "https://%bc%92.example/h", p: strict, bad: "not UTF-8"},
+		{in: "https://localhost/h", p: strict, bad: "localhost"},
+		{in: "https://api.localhost:8443/h", p: strict, bad: "localhost"},
+		{in: "http://localhost:8080/h", want: "http://localhost:8080/h", p: local},
 		{in: "https://example.com/" + strings.Repeat("a", MaxURLLength), p: strict, bad: "longer"},
 	}
 	for _, tc := range cases {

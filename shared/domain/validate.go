@@ -1,12 +1,14 @@
 package domain
 
 import (
-	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Limits on endpoint registration.
@@ -16,13 +18,30 @@ const (
 	MaxEventTypeLength = 128
 )
 
-// URLPolicy tells ValidateURL whether plain http and private literal hosts are acceptable
-// (local development and tests only).
-type URLPolicy struct{ AllowPrivate bool }
+// DestinationChecker decides whether an IP address may receive webhooks: the dial-time guard
+// (shared/ssrf.Policy) implements it, so registration refuses exactly the literals delivery
+// would refuse.
+type DestinationChecker interface {
+	CheckAddr(netip.Addr) error
+}
 
-// ValidateURL checks a webhook URL and returns its normalised form (lower-case scheme and
-// host, no default port). The real destination check happens at dial time (shared/ssrf);
-// refusing obviously internal literals here only gives the tenant an earlier, clearer error.
+// URLPolicy tells ValidateURL whether plain http and private destinations are acceptable
+// (local development and tests only), and how to judge an IP literal host.
+type URLPolicy struct {
+	AllowPrivate bool
+	// Destinations judges IP literal hosts; nil refuses every IP literal.
+	Destinations DestinationChecker
+}
+
+// hostProfile is IDNA as a client looks a host name up (UTS #46 mapping, STD3 rules, bidi
+// and joiner checks), with DNS lengths enforced: labels of 1-63 bytes, at most 253 in all.
+var hostProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.VerifyDNSLength(true))
+
+// ValidateURL checks a webhook URL and returns its normalised form: lower-case scheme, the
+// host as lower-case ASCII (an internationalised name in its xn-- form, an IPv6 literal in
+// its canonical form, no trailing dot), no default port. The real destination check happens
+// at dial time (shared/ssrf); refusing non-public literals, numeric IPv4 spellings and
+// invalid names here only gives the tenant an earlier, clearer error.
 func ValidateURL(raw string, p URLPolicy) (string, error) {
 	if raw == "" {
 		return "", Invalid("url", "url is required")
@@ -47,30 +66,96 @@ func ValidateURL(raw string, p URLPolicy) (string, error) {
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return "", Invalid("url", "url must not contain a fragment")
 	}
-	host := u.Hostname()
-	if host == "" {
-		return "", Invalid("url", "url has no host")
+	host, err := normalHost(u, p)
+	if err != nil {
+		return "", err
 	}
 	if port := u.Port(); port != "" {
 		if n, ok := parsePort(port); !ok || n == 0 {
 			return "", Invalid("url", "url has an invalid port")
 		}
-		if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
-			u.Host = bracket(host)
+		if !(u.Scheme == "https" && port == "443") && !(u.Scheme == "http" && port == "80") {
+			host += ":" + port
 		}
 	}
-	if addr, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && !p.AllowPrivate && !publicLiteral(addr) {
-		return "", Invalid("url", "url points at a non-public address")
+	u.Host = host
+	out := u.String()
+	if len(out) > MaxURLLength {
+		return "", Invalid("url", "url is longer than %d characters once normalised", MaxURLLength)
 	}
-	u.Host = strings.ToLower(u.Host)
-	return u.String(), nil
+	return out, nil
 }
 
-func bracket(host string) string {
-	if strings.Contains(host, ":") {
-		return "[" + host + "]"
+// normalHost checks the URL's host and returns it normalised, bracketed when IPv6.
+func normalHost(u *url.URL, p URLPolicy) (string, error) {
+	host := u.Hostname()
+	if host == "" {
+		return "", Invalid("url", "url has no host")
 	}
-	return host
+	if strings.HasPrefix(u.Host, "[") {
+		addr, err := netip.ParseAddr(host)
+		if err != nil || !addr.Is6() {
+			return "", Invalid("url", "url has an invalid IPv6 address")
+		}
+		if addr.Zone() != "" {
+			return "", Invalid("url", "url must not name an IPv6 zone")
+		}
+		if err := checkLiteral(addr, p); err != nil {
+			return "", err
+		}
+		return "[" + addr.String() + "]", nil
+	}
+	if !utf8.ValidString(host) {
+		return "", Invalid("url", "url host is not a valid host name (not UTF-8)")
+	}
+	ascii, err := hostProfile.ToASCII(host)
+	if err != nil {
+		return "", Invalid("url", "url host is not a valid host name (IDNA: letters, digits and hyphens per label, labels of 1-63 characters)")
+	}
+	// One trailing dot (a fully qualified name) is dropped; any other empty label is wrong.
+	ascii = strings.TrimSuffix(ascii, ".")
+	if ascii == "" || strings.HasPrefix(ascii, ".") || strings.HasSuffix(ascii, ".") || strings.Contains(ascii, "..") {
+		return "", Invalid("url", "url host is not a valid host name (empty label)")
+	}
+	if addr, err := netip.ParseAddr(ascii); err == nil && addr.Is4() {
+		if err := checkLiteral(addr, p); err != nil {
+			return "", err
+		}
+		return addr.String(), nil
+	}
+	if endsInNumber(ascii) {
+		// 2130706433, 0x7f000001, 017700000001, 127.1 and 127.0.0.01 are all 127.0.0.1 to
+		// a URL parser or resolver that follows inet_aton (browsers, curl, getaddrinfo).
+		return "", Invalid("url", "url host %q is an IPv4 address in a non-standard form (a single number, octal, hexadecimal or fewer than four parts); write it as four decimal numbers a.b.c.d", truncate(ascii, 64))
+	}
+	if !p.AllowPrivate && (ascii == "localhost" || strings.HasSuffix(ascii, ".localhost")) {
+		return "", Invalid("url", "url points at a non-public address (localhost is always loopback)")
+	}
+	return ascii, nil
+}
+
+// checkLiteral refuses an IP literal the dial-time guard would refuse.
+func checkLiteral(addr netip.Addr, p URLPolicy) error {
+	if p.Destinations == nil {
+		return Invalid("url", "url points at a non-public address (IP literals are not accepted)")
+	}
+	if err := p.Destinations.CheckAddr(addr); err != nil {
+		return &Error{Kind: KindInvalid, Field: "url", Msg: "url points at a non-public address: " + err.Error(), Err: err}
+	}
+	return nil
+}
+
+// endsInNumber reports whether a host's last label is a number (decimal, or hexadecimal
+// with 0x), which makes a URL parser read the whole host as an IPv4 address (WHATWG URL).
+func endsInNumber(host string) bool {
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
+		return strings.Trim(rest, "0123456789abcdef") == ""
+	}
+	return strings.Trim(last, "0123456789") == ""
 }
 
 func parsePort(s string) (int, bool) {
@@ -85,15 +170,6 @@ func parsePort(s string) (int, bool) {
 		}
 	}
 	return n, true
-}
-
-// publicLiteral is a coarse registration-time filter; shared/ssrf has the full list.
-func publicLiteral(a netip.Addr) bool {
-	if a.Is4In6() {
-		return false
-	}
-	ip := net.IP(a.AsSlice())
-	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !netip.MustParsePrefix("100.64.0.0/10").Contains(a)
 }
 
 var eventTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$`)

@@ -5,12 +5,14 @@ import (
 	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/auth"
 	"github.com/datajetty/webhooks/shared/delivery"
+	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/handshake"
 	"github.com/datajetty/webhooks/shared/ingest"
 	"github.com/datajetty/webhooks/shared/kmssecrets"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/replayworker"
 	"github.com/datajetty/webhooks/shared/sender"
+	"github.com/datajetty/webhooks/shared/ssrf"
 	"github.com/datajetty/webhooks/shared/store"
 )
 
@@ -18,6 +20,8 @@ import (
 // pieces are wired, so that no adapter imports the layer that uses it.
 var (
 	_ api.Authenticator = (*auth.Verifier)(nil)
+
+	_ domain.DestinationChecker = ssrf.Policy{}
 
 	_ app.EndpointStore    = (*store.Endpoints)(nil)
 	_ app.ReplayStore      = (*store.Replays)(nil)

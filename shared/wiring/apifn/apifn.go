@@ -178,7 +178,7 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts Options
 				Timeout:   5 * time.Second,
 				UserAgent: domain.UserAgent,
 			},
-			URLPolicy:  domain.URLPolicy{AllowPrivate: cfg.AllowPrivateTargets},
+			URLPolicy:  domain.URLPolicy{AllowPrivate: cfg.AllowPrivateTargets, Destinations: policy},
 			EventTypes: d.EventTypes,
 			Now:        opts.Now,
 		}
