@@ -57,7 +57,7 @@ STACK ?= datajetty-webhooks
 
 SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
-.PHONY: help venv tools browser build lint test bench cost dev publish receiver clean emulator-start emulator-stop \
+.PHONY: help venv tools browser build lint test bench cost dev publish receiver clean emulator-start emulator-stop fuzz \
 	build-RegisterEndpointFunction build-ListEndpointsFunction build-ReplayFunction build-GetReplayFunction \
 	build-ListDeliveriesFunction build-ListEventTypesFunction build-PortalFunction build-GetEndpointFunction build-DeleteEndpointFunction build-DisableEndpointFunction build-EnableEndpointFunction build-TestEndpointFunction build-ResendDeliveryFunction build-IngestFunction build-DeliverFunction build-ReplayWorkerFunction
 
@@ -220,6 +220,21 @@ lint: $(VENV_STAMP) $(STATICCHECK_STAMP) ## gofmt, go vet, staticcheck, cfn-lint
 	@echo "--- staticcheck"; $(STATICCHECK) ./...
 	@echo "--- cfn-lint"; $(VENV)/bin/cfn-lint template.yaml
 	@echo "--- sam build"; $(SAM) build --build-in-source --template-file template.yaml
+
+# Fuzz targets: every `func FuzzXxx(f *testing.F)` in the repository, found by name, so a
+# new target is fuzzed without being listed here. Their seed corpora are in
+# <package>/testdata/fuzz/<target>/ (run by make test too); an input that fails is written
+# there, to be fixed and committed as a regression seed.
+FUZZTIME ?= 1m
+FUZZ_TARGETS = $(shell grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' shared tools e2e | sed 's|/[^/]*_test.go:func |:|')
+
+fuzz: ## Run every Go fuzz target for FUZZTIME each (default 1m; CI runs FUZZTIME=10s)
+	@test -n "$(FUZZ_TARGETS)" || { echo "no fuzz targets found" >&2; exit 1; }
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		dir=$${t%%:*}; name=$${t##*:}; \
+		echo "--- fuzz $$name (./$$dir, $(FUZZTIME))"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./$$dir; \
+	done
 
 bench: $(VENV_STAMP) ## Run Go benchmarks (no tests); emulator-backed ones start their own moto
 	go test -run '^$$' -bench . -benchmem ./...

@@ -12,9 +12,11 @@ import (
 // Pagination cursors are "<position>.<mac>": the position is the last item's id, the MAC
 // binds it to the tenant, so a forged, edited or another tenant's cursor is refused.
 
+var cursorEncoding = base64.RawURLEncoding.Strict()
+
 func signCursor(key []byte, tenantID, position string) string {
-	pos := base64.RawURLEncoding.EncodeToString([]byte(position))
-	return pos + "." + base64.RawURLEncoding.EncodeToString(cursorMAC(key, tenantID, pos))
+	pos := cursorEncoding.EncodeToString([]byte(position))
+	return pos + "." + cursorEncoding.EncodeToString(cursorMAC(key, tenantID, pos))
 }
 
 func openCursor(key []byte, tenantID, cursor string) (string, error) {
@@ -23,11 +25,13 @@ func openCursor(key []byte, tenantID, cursor string) (string, error) {
 	if !ok {
 		return "", bad
 	}
-	got, err := base64.RawURLEncoding.DecodeString(mac)
+	// Strict: only the canonical encoding is accepted, so a cursor has one spelling and
+	// reopens to exactly what signCursor issued.
+	got, err := cursorEncoding.DecodeString(mac)
 	if err != nil || !hmac.Equal(got, cursorMAC(key, tenantID, pos)) {
 		return "", bad
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(pos)
+	raw, err := cursorEncoding.DecodeString(pos)
 	if err != nil {
 		return "", bad
 	}
