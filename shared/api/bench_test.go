@@ -25,8 +25,8 @@ import (
 
 type memLimiter struct{}
 
-func (memLimiter) Take(context.Context, string, string, int, time.Duration, time.Time) (int, bool, error) {
-	return 1, true, nil
+func (memLimiter) Take(_ context.Context, _, _ string, _ int, window time.Duration, now time.Time) (app.RateDecision, error) {
+	return app.RateDecision{Allowed: true, Count: 1, Reset: now.Add(window)}, nil
 }
 
 type memEndpoints struct {

@@ -217,52 +217,42 @@ func TestRateLimitSharedAcrossInstances(t *testing.T) {
 	emf := &testenv.Buffer{}
 	a := w.server(serverOpts{limits: limits, emf: emf})
 	b := w.server(serverOpts{limits: limits, emf: emf})
-	// A one-minute window keeps the test independent of timing: 30 concurrent requests
-	// through two instances admit exactly 10 (unless the minute turns during the burst,
-	// in which case at most 20 over two windows: retry once).
-	for attempt := 0; attempt < 2; attempt++ {
-		tenant := fmt.Sprintf("burst-%d", attempt)
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		admitted, limited := 0, 0
-		start := time.Now().Truncate(time.Minute)
-		limitedBefore := metricTotal(t, emf.String(), "RequestsRateLimited")
-		for i := range 30 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				cl := a
-				if i%2 == 1 {
-					cl = b
+	// A sliding window shared by both instances: 30 concurrent requests admit exactly 10,
+	// whenever they arrive.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted, limited := 0, 0
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := a
+			if i%2 == 1 {
+				cl = b
+			}
+			r := cl.do("GET", "/endpoints", "burst", nil, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.Status {
+			case http.StatusOK:
+				admitted++
+			case http.StatusTooManyRequests:
+				limited++
+				expectError(t, r, http.StatusTooManyRequests, "rate_limited", "rate limit")
+				if r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Limit") != "10" || r.Header.Get("RateLimit-Remaining") != "0" || r.Header.Get("RateLimit-Reset") == "" {
+					t.Errorf("429 headers: %v", r.Header)
 				}
-				r := cl.do("GET", "/endpoints", tenant, nil, nil)
-				mu.Lock()
-				defer mu.Unlock()
-				switch r.Status {
-				case http.StatusOK:
-					admitted++
-				case http.StatusTooManyRequests:
-					limited++
-					expectError(t, r, http.StatusTooManyRequests, "rate_limited", "rate limit")
-					if r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Limit") != "10" || r.Header.Get("RateLimit-Remaining") != "0" || r.Header.Get("RateLimit-Reset") == "" {
-						t.Errorf("429 headers: %v", r.Header)
-					}
-				default:
-					t.Errorf("unexpected %d %s", r.Status, r.Raw)
-				}
-			}()
-		}
-		wg.Wait()
-		if time.Now().Truncate(time.Minute) != start {
-			continue
-		}
-		if admitted != 10 || limited != 20 {
-			t.Fatalf("two instances admitted %d and limited %d of 30; want 10 and 20", admitted, limited)
-		}
-		if got := metricTotal(t, emf.String(), "RequestsRateLimited") - limitedBefore; got != float64(limited) {
-			t.Fatalf("RequestsRateLimited metric = %v, want %d", got, limited)
-		}
-		break
+			default:
+				t.Errorf("unexpected %d %s", r.Status, r.Raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if admitted != 10 || limited != 20 {
+		t.Fatalf("two instances admitted %d and limited %d of 30; want 10 and 20", admitted, limited)
+	}
+	if got := metricTotal(t, emf.String(), "RequestsRateLimited"); got != float64(limited) {
+		t.Fatalf("RequestsRateLimited metric = %v, want %d", got, limited)
 	}
 	r := a.do("GET", "/endpoints", "quiet-tenant", nil, nil)
 	if r.Header.Get("RateLimit-Limit") != "10" || r.Header.Get("RateLimit-Remaining") != "9" {
@@ -281,6 +271,39 @@ func TestRateLimitSharedAcrossInstances(t *testing.T) {
 		if got := r.Header.Get("RateLimit-Limit"); got != "2" {
 			t.Fatalf("replay RateLimit-Limit %q", got)
 		}
+	}
+}
+
+// TestRateLimitAtWindowEdges: the default rule (10 per second) holds over every 1-second
+// interval, not only over aligned seconds: ten requests at .95 s leave no room at 1.05 s,
+// and the headers say when there is (a fixed window let 20 through in 0.1 s here).
+func TestRateLimitAtWindowEdges(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	var clock atomic.Int64
+	base := time.Now().Truncate(time.Second).Add(time.Hour)
+	set := func(ms int) { clock.Store(base.Add(time.Duration(ms) * time.Millisecond).UnixNano()) }
+	c := w.server(serverOpts{limits: api.DefaultLimits(), now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	set(950)
+	for i := range 10 {
+		r := c.do("GET", "/endpoints", "edge", nil, nil)
+		if r.Status != http.StatusOK || r.Header.Get("RateLimit-Remaining") != fmt.Sprint(9-i) || r.Header.Get("RateLimit-Reset") != "1" {
+			t.Fatalf("request %d at 0.95 s: %d, headers %v", i+1, r.Status, r.Header)
+		}
+	}
+	set(1050)
+	r := c.do("GET", "/endpoints", "edge", nil, nil)
+	expectError(t, r, http.StatusTooManyRequests, "rate_limited", "retry after 1 s")
+	if r.Header.Get("Retry-After") != "1" || r.Header.Get("RateLimit-Remaining") != "0" || r.Header.Get("RateLimit-Reset") != "1" {
+		t.Fatalf("429 at 1.05 s: headers %v", r.Header)
+	}
+	set(1949)
+	if r := c.do("GET", "/endpoints", "edge", nil, nil); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("at 1.949 s the ten of 0.95 s are still within the second: %d", r.Status)
+	}
+	set(1950)
+	if r := c.do("GET", "/endpoints", "edge", nil, nil); r.Status != http.StatusOK || r.Header.Get("RateLimit-Remaining") != "9" {
+		t.Fatalf("at 1.95 s: %d %v", r.Status, r.Header)
 	}
 }
 
@@ -358,6 +381,6 @@ func (panickingAuth) Verify(context.Context, string) (auth.Principal, error) {
 
 type noLimit struct{}
 
-func (noLimit) Take(context.Context, string, string, int, time.Duration, time.Time) (int, bool, error) {
-	return 1, true, nil
+func (noLimit) Take(_ context.Context, _, _ string, _ int, window time.Duration, now time.Time) (app.RateDecision, error) {
+	return app.RateDecision{Allowed: true, Count: 1, Reset: now.Add(window)}, nil
 }

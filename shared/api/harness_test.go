@@ -66,6 +66,7 @@ type serverOpts struct {
 	aws    *aws.Config
 	logs   io.Writer
 	emf    io.Writer // EMF metrics output
+	now    func() time.Time
 }
 
 // server starts an API server over the world's tables with every route enabled.
@@ -93,9 +94,9 @@ func (w *world) server(o serverOpts) *client {
 	if o.limits == (api.Limits{}) {
 		// Generous by default so tests of other behaviour are not rate limited; the
 		// rate-limit tests set the real defaults.
-		o.limits = api.Limits{Default: api.Rule{Limit: 100000, Window: time.Second}, Replay: api.Rule{Limit: 100000, Window: time.Second}}
+		o.limits = api.Limits{Default: api.Rule{Limit: 1000, Window: time.Second}, Replay: api.Rule{Limit: 1000, Window: time.Second}}
 	}
-	h, err := wiring.API(context.Background(), cfg, awsCfg, wiring.APIOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Limits: o.limits, Metrics: emitter(o.emf)})
+	h, err := wiring.API(context.Background(), cfg, awsCfg, wiring.APIOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Limits: o.limits, Metrics: emitter(o.emf), Now: o.now})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -46,25 +46,23 @@ func (l Limits) rule(name string) Rule {
 	return l.Default
 }
 
-// rateLimit takes one request from the tenant's window for the route's rule: one atomic
-// DynamoDB update shared by every Lambda instance. It returns the RateLimit-* headers.
+// rateLimit admits the request under the route's rule for the tenant, over a sliding
+// window: one atomic DynamoDB update shared by every Lambda instance. It returns the
+// RateLimit-* headers: Remaining is what is left in the window that ends now, Reset the
+// seconds until the oldest request in it leaves (one more is then admitted).
 func (h *Handler) rateLimit(ctx context.Context, tenantID string, rt Route) (http.Header, error) {
 	rule := h.deps.Limits.rule(rt.Limit)
 	now := h.deps.Now()
-	count, ok, err := h.deps.RateLimiter.Take(ctx, tenantID, rt.Limit, rule.Limit, rule.Window, now)
+	d, err := h.deps.RateLimiter.Take(ctx, tenantID, rt.Limit, rule.Limit, rule.Window, now)
 	if err != nil {
 		return nil, fmt.Errorf("rate limit: %w", err)
 	}
-	windowEnd := now.Truncate(rule.Window).Add(rule.Window)
-	reset := int(math.Ceil(windowEnd.Sub(now).Seconds()))
-	if reset < 1 {
-		reset = 1
-	}
+	reset := max(int(math.Ceil(d.Reset.Sub(now).Seconds())), 1)
 	hdr := http.Header{}
 	hdr.Set("RateLimit-Limit", strconv.Itoa(rule.Limit))
-	hdr.Set("RateLimit-Remaining", strconv.Itoa(max(rule.Limit-count, 0)))
+	hdr.Set("RateLimit-Remaining", strconv.Itoa(max(rule.Limit-d.Count, 0)))
 	hdr.Set("RateLimit-Reset", strconv.Itoa(reset))
-	if !ok {
+	if !d.Allowed {
 		hdr.Set("RateLimit-Remaining", "0")
 		hdr.Set("Retry-After", strconv.Itoa(reset))
 		return hdr, &domain.Error{Kind: domain.KindRateLimited, Msg: fmt.Sprintf("rate limit of %d requests per %s exceeded; retry after %d s", rule.Limit, rule.Window, reset)}

@@ -93,12 +93,23 @@ type IdempotencyStore interface {
 	Release(ctx context.Context, tenantID, requestID string) error
 }
 
-// RateLimiter counts requests in fixed windows shared by every instance.
+// RateLimiter admits at most limit requests of a tenant per rule in any interval of length
+// window (a sliding window shared by every instance).
 type RateLimiter interface {
-	// Take counts one request of the tenant against the named rule's window containing
-	// now. It returns the count including this request when allowed; allowed is false (and
-	// nothing is counted) once limit requests were admitted in the window.
-	Take(ctx context.Context, tenantID, rule string, limit int, window time.Duration, now time.Time) (count int, allowed bool, err error)
+	// Take admits one request of the tenant under the named rule at now, unless limit
+	// requests were already admitted in the window before now (then nothing is counted).
+	Take(ctx context.Context, tenantID, rule string, limit int, window time.Duration, now time.Time) (RateDecision, error)
+}
+
+// RateDecision is what a RateLimiter decided for one request.
+type RateDecision struct {
+	Allowed bool
+	// Count is the number of requests admitted in the window that ends at now, this one
+	// included when Allowed (limit when refused).
+	Count int
+	// Reset is when the oldest of those leaves the window, so that one more request can be
+	// admitted: a refused request may be retried from then on.
+	Reset time.Time
 }
 
 // PutResult reports what storing an ingested event found.

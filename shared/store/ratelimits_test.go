@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,40 +18,155 @@ func newRateLimits(t *testing.T) *RateLimits {
 	return NewRateLimits(db, env["WEBHOOKS_RATE_LIMIT_TABLE"])
 }
 
-func TestRateLimitWindow(t *testing.T) {
+// TestRateLimitWindowEdges: the limit holds across what would be a fixed window's boundary.
+// Ten requests late in one second leave no room early in the next: the eleventh is admitted
+// only once the first of the ten is a whole window old.
+func TestRateLimitWindowEdges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newRateLimits(t)
-	window := time.Minute
-	start := t0.Truncate(window)
+	start := t0.Truncate(time.Second)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
 
 	for i := 1; i <= 10; i++ {
-		count, ok, err := s.Take(ctx, "tenant-a", "default", 10, window, start.Add(time.Duration(i)*time.Second))
-		if err != nil || !ok || count != i {
-			t.Fatalf("take %d = %d, %v, %v; want %d, true", i, count, ok, err, i)
+		d, err := s.Take(ctx, "tenant-a", "default", 10, time.Second, at(950))
+		if err != nil || !d.Allowed || d.Count != i || !d.Reset.Equal(at(1950)) {
+			t.Fatalf("take %d at 0.95 s = %+v, %v; want allowed, count %d, reset at 1.95 s", i, d, err, i)
 		}
 	}
-	count, ok, err := s.Take(ctx, "tenant-a", "default", 10, window, start.Add(59*time.Second))
-	if err != nil || ok || count != 10 {
-		t.Fatalf("11th take = %d, %v, %v; want 10, false", count, ok, err)
+	for _, ms := range []int{1000, 1050, 1949} {
+		d, err := s.Take(ctx, "tenant-a", "default", 10, time.Second, at(ms))
+		if err != nil || d.Allowed || d.Count != 10 || !d.Reset.Equal(at(1950)) {
+			t.Fatalf("take at %d ms = %+v, %v; want refused until 1.95 s (a fixed window would admit 10 more from 1 s)", ms, d, err)
+		}
 	}
-	// Other keys have their own budget.
-	if _, ok, err := s.Take(ctx, "tenant-b", "default", 10, window, start); err != nil || !ok {
-		t.Fatalf("tenant-b take = %v, %v", ok, err)
+	d, err := s.Take(ctx, "tenant-a", "default", 10, time.Second, at(1950))
+	if err != nil || !d.Allowed || d.Count != 1 || !d.Reset.Equal(at(2950)) {
+		t.Fatalf("take at 1.95 s = %+v, %v; want allowed, the only one in (0.95 s, 1.95 s]", d, err)
 	}
-	// The next window admits again.
-	count, ok, err = s.Take(ctx, "tenant-a", "default", 10, window, start.Add(window))
-	if err != nil || !ok || count != 1 {
-		t.Fatalf("first take of the next window = %d, %v, %v; want 1, true", count, ok, err)
+	// Other tenants, and another rule, have their own budget.
+	if d, err := s.Take(ctx, "tenant-b", "default", 10, time.Second, at(1000)); err != nil || !d.Allowed || d.Count != 1 {
+		t.Fatalf("tenant-b = %+v, %v", d, err)
 	}
-	if _, ok, _ := s.Take(ctx, "tenant-a", "default", 0, window, start); ok {
+	if d, err := s.Take(ctx, "tenant-a", "replay", 5, time.Minute, at(1000)); err != nil || !d.Allowed || d.Count != 1 {
+		t.Fatalf("replay rule = %+v, %v", d, err)
+	}
+	if d, _ := s.Take(ctx, "tenant-a", "default", 0, time.Second, start); d.Allowed {
 		t.Error("limit 0 admitted a request")
 	}
-	if _, _, err := s.Take(ctx, "tenant-a", "default", 10, time.Millisecond, start); err == nil {
+	if _, err := s.Take(ctx, "tenant-a", "default", 10, time.Millisecond, start); err == nil {
 		t.Error("a sub-second window was accepted")
+	}
+	if _, err := s.Take(ctx, "tenant-a", "default", maxRateLimit+1, time.Second, start); err == nil {
+		t.Error("a limit above the maximum was accepted")
 	}
 }
 
+// TestRateLimitHoldsOverEveryInterval feeds bursty random traffic through the limiter and
+// checks both ways against the rule "at most limit in any window-long interval": no interval
+// (t-window, t] holds more than limit admitted requests, and every refused request found
+// exactly limit admitted in the window before it (the limiter is not stricter than the rule).
+func TestRateLimitHoldsOverEveryInterval(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newRateLimits(t)
+	const limit = 10
+	window := time.Second
+	rng := rand.New(rand.NewPCG(7, 11))
+	var arrivals []time.Time
+	for burst := 0; burst < 25; burst++ {
+		// Bursts of up to 12 requests around random points of a 6 s stretch, packed at the
+		// edges of seconds half of the time (where a fixed window lets twice the limit in).
+		center := t0.Truncate(time.Second).Add(time.Duration(rng.IntN(6)) * time.Second)
+		if burst%2 == 0 {
+			center = center.Add(time.Duration(rng.IntN(100)-50) * time.Millisecond)
+		} else {
+			center = center.Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		}
+		for range 1 + rng.IntN(12) {
+			arrivals = append(arrivals, center.Add(time.Duration(rng.IntN(60))*time.Millisecond))
+		}
+	}
+	sort.Slice(arrivals, func(i, j int) bool { return arrivals[i].Before(arrivals[j]) })
+	arrivals = truncateMillis(arrivals)
+
+	var admitted []time.Time
+	inWindow := func(at time.Time) int {
+		n := 0
+		for _, a := range admitted {
+			if a.After(at.Add(-window)) && !a.After(at) {
+				n++
+			}
+		}
+		return n
+	}
+	refused := 0
+	for _, at := range arrivals {
+		before := inWindow(at)
+		d, err := s.Take(ctx, "tenant-a", "default", limit, window, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case d.Allowed && before >= limit:
+			t.Fatalf("admitted at %s with %d already in the window", at.Format("15:04:05.000"), before)
+		case !d.Allowed && before < limit:
+			t.Fatalf("refused at %s with only %d in the window", at.Format("15:04:05.000"), before)
+		}
+		if d.Allowed {
+			admitted = append(admitted, at)
+			refused--
+		}
+		refused++
+		if got := inWindow(at); d.Count != got {
+			t.Fatalf("count at %s = %d, want %d", at.Format("15:04:05.000"), d.Count, got)
+		}
+	}
+	worst := 0
+	for _, a := range admitted {
+		worst = max(worst, inWindow(a))
+	}
+	if worst > limit {
+		t.Fatalf("%d admitted in one second; the limit is %d", worst, limit)
+	}
+	t.Logf("%d requests: %d admitted, %d refused; at most %d in any 1 s (a fixed window would have admitted up to %d in one)",
+		len(arrivals), len(admitted), refused, worst, fixedWindowWorst(arrivals, limit, window))
+}
+
+// fixedWindowWorst is the most requests a fixed-window counter would admit, of these
+// arrivals, within any window-long interval.
+func fixedWindowWorst(arrivals []time.Time, limit int, window time.Duration) int {
+	counts := map[int64]int{}
+	var admitted []time.Time
+	for _, at := range arrivals {
+		w := at.UnixNano() / int64(window)
+		if counts[w] < limit {
+			counts[w]++
+			admitted = append(admitted, at)
+		}
+	}
+	worst := 0
+	for i, a := range admitted {
+		n := 0
+		for _, b := range admitted[i:] {
+			if b.Sub(a) < window {
+				n++
+			}
+		}
+		worst = max(worst, n)
+	}
+	return worst
+}
+
+func truncateMillis(ts []time.Time) []time.Time {
+	for i := range ts {
+		ts[i] = ts[i].Truncate(time.Millisecond)
+	}
+	return ts
+}
+
+// TestRateLimitConcurrentTakes: concurrent first requests (the log is created by one of
+// them) and later ones, all at the same instant: exactly limit are admitted.
 func TestRateLimitConcurrentTakes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -67,11 +184,11 @@ func TestRateLimitConcurrentTakes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, ok, err := s.Take(ctx, "tenant-a", "default", limit, time.Minute, now)
+			d, err := s.Take(ctx, "tenant-a", "default", limit, time.Minute, now)
 			switch {
 			case err != nil:
 				errs <- err
-			case ok:
+			case d.Allowed:
 				admitted.Add(1)
 			default:
 				refused.Add(1)
@@ -92,8 +209,8 @@ func TestRateLimitConcurrentTakes(t *testing.T) {
 func TestRateLimitDatabaseDown(t *testing.T) {
 	t.Parallel()
 	s := NewRateLimits(downClient(t), "ratelimits")
-	_, ok, err := s.Take(context.Background(), "tenant-a", "default", 10, time.Minute, t0)
-	if ok || !errors.Is(err, domain.ErrUnavailable) {
-		t.Fatalf("Take = %v, %v; want not allowed and domain.ErrUnavailable", ok, err)
+	d, err := s.Take(context.Background(), "tenant-a", "default", 10, time.Minute, t0)
+	if d.Allowed || !errors.Is(err, domain.ErrUnavailable) {
+		t.Fatalf("Take = %+v, %v; want not allowed and domain.ErrUnavailable", d, err)
 	}
 }
