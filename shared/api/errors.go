@@ -85,6 +85,17 @@ func (h *Handler) errorResponse(r *http.Request, reqID string, err error) respon
 	return resp
 }
 
+// RenderError renders err as the contract's error response: the status, and the JSON body
+// (with request_id) every error of the API has. It is for code that answers outside the
+// handler's pipeline (the Lambda adapter when an event cannot become a request, the local
+// server's protocol errors), so those answers use the one error vocabulary too.
+func RenderError(err error, requestID string) (int, []byte) {
+	status, body := classify(err)
+	body.RequestID = requestID
+	resp := jsonResponse(status, body)
+	return resp.status, resp.body
+}
+
 // logAttrs keeps per-request log lines uniform.
 func logAttrs(reqID, route, tenant string, status int) []any {
 	return []any{slog.String("request_id", reqID), slog.String("route", route), slog.String("tenant_id", tenant), slog.Int("status", status)}

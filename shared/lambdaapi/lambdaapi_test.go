@@ -3,6 +3,7 @@ package lambdaapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/datajetty/webhooks/shared/api"
+	"github.com/datajetty/webhooks/shared/app"
+	"github.com/datajetty/webhooks/shared/auth"
 	"github.com/datajetty/webhooks/shared/config"
 	"github.com/datajetty/webhooks/shared/dev/devissuer"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
@@ -247,4 +250,76 @@ func TestPortalFixtureThroughLambdaEntryPath(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Headers["Content-Type"] != "text/javascript; charset=utf-8" || resp.IsBase64Encoded || !strings.Contains(resp.Body, "import") {
 		t.Fatalf("app.js: %d %v base64=%v", resp.StatusCode, resp.Headers, resp.IsBase64Encoded)
 	}
+}
+
+// TestMalformedEventsGetTheContractsError: whatever a function is invoked with, the answer
+// is the contract's error body. An event that cannot become an HTTP request (a path that is
+// not a URL, a body marked base64 that is not) is 400 instead of a failed invocation, and
+// raw control characters in headers reach the checks that refuse them (as 400 and 401).
+func TestMalformedEventsGetTheContractsError(t *testing.T) {
+	t.Parallel()
+	verifier, err := auth.NewVerifier(auth.Config{JWKSURL: "http://127.0.0.1:1/jwks", Issuer: "https://issuer.test/", Audience: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.NewHandler(api.Deps{Auth: verifier, RateLimiter: refuseAll{}, Replays: &app.Replays{}}, api.RouteGetReplay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "events", "get-replay.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		edit   func(ev map[string]any)
+		status int
+		code   string
+	}{
+		"path not a URL":                {func(ev map[string]any) { ev["rawPath"] = api.BasePath + "/replays/%zz" }, 400, "invalid_request"},
+		"body not base64":               {func(ev map[string]any) { ev["isBase64Encoded"] = true; ev["body"] = "!!not base64!!" }, 400, "invalid_request"},
+		"control character in the path": {func(ev map[string]any) { ev["rawPath"] = api.BasePath + "/replays/rp_\x7f" }, 400, "invalid_request"},
+		"NUL in the token": {func(ev map[string]any) {
+			ev["headers"].(map[string]any)["authorization"] = "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln\x00"
+		}, 401, "unauthorized"},
+		"CR in X-Request-Id": {func(ev map[string]any) { ev["headers"].(map[string]any)["x-request-id"] = "a\rb" }, 400, "invalid_request"},
+		"empty X-Request-Id": {func(ev map[string]any) { ev["headers"].(map[string]any)["x-request-id"] = "" }, 400, "invalid_request"},
+		"X-Request-Id joined by API Gateway": {func(ev map[string]any) {
+			ev["headers"].(map[string]any)["x-request-id"] = "first,second"
+		}, 400, "invalid_request"},
+		"two tokens joined by API Gateway": {func(ev map[string]any) {
+			ev["headers"].(map[string]any)["authorization"] = "Bearer a.b.c,Bearer d.e.f"
+		}, 401, "unauthorized"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var ev map[string]any
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(ev)
+			payload, _ := json.Marshal(ev)
+			out, err := lambda.NewHandler(lambdaapi.Handler(h)).Invoke(context.Background(), payload)
+			if err != nil {
+				t.Fatalf("the invocation failed instead of answering: %v", err)
+			}
+			var resp events.APIGatewayV2HTTPResponse
+			if err := json.Unmarshal(out, &resp); err != nil {
+				t.Fatal(err)
+			}
+			var body struct{ Error, Message, RequestID string }
+			if err := json.Unmarshal([]byte(resp.Body), &body); err != nil || resp.StatusCode != tc.status || body.Error != tc.code || body.Message == "" {
+				t.Fatalf("%d %v %s; want %d %s in the contract's body", resp.StatusCode, resp.Headers, resp.Body, tc.status, tc.code)
+			}
+			if resp.Headers["Content-Type"] != "application/json" || resp.Headers["X-Request-Id"] == "" || resp.Headers["Cache-Control"] != "no-store" {
+				t.Fatalf("headers %v", resp.Headers)
+			}
+		})
+	}
+}
+
+// refuseAll is a rate limiter that is never reached in these tests: every request is refused
+// before (or fails the test if it gets this far).
+type refuseAll struct{}
+
+func (refuseAll) Take(context.Context, string, string, int, time.Duration, time.Time) (app.RateDecision, error) {
+	return app.RateDecision{}, errors.New("the rate limiter must not be reached")
 }

@@ -63,7 +63,6 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	env := stack.Env
 	env[config.AllowPrivateTargets.Name] = "true" // local receivers live on loopback
-	mux := http.NewServeMux()
 	var issuer *devissuer.Issuer
 	if url := os.Getenv(config.JWKSURL.Name); url != "" {
 		env[config.JWKSURL.Name] = url
@@ -75,7 +74,6 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		mux.Handle("GET /dev-issuer/.well-known/jwks.json", issuer.JWKSHandler())
 		env[config.JWKSURL.Name] = iss + "/.well-known/jwks.json"
 		env[config.JWTIssuer.Name] = iss
 		env[config.JWTAudience.Name] = devAudience
@@ -93,13 +91,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mux.Handle(api.BasePath+"/", h)
 	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors, api.RouteKeys())
 	if err != nil {
 		return err
 	}
-	mux.Handle(api.BasePath+portal.Prefix, page)
-	mux.Handle(api.BasePath+portal.Prefix+"/", page)
+	var jwks http.Handler
+	if issuer != nil {
+		jwks = issuer.JWKSHandler()
+	}
 	if err := startConsumers(ctx, cfg, awsCfg, stack, logger); err != nil {
 		return err
 	}
@@ -109,9 +108,9 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (set %s to use another address): %w", addr, config.Addr.Name, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(rootHandler(h, page, jwks))
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(jsonErrorListener{ln}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("server stopped", "error", err)
 		}
 	}()
