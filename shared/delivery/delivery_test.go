@@ -855,17 +855,13 @@ func TestDeliverBatchIsConcurrent(t *testing.T) {
 	for range 10 {
 		msgs = append(msgs, message(t, job(ep, time.Now()), 1))
 	}
-	start := time.Now()
 	if failed := f.handle(t, msgs...); len(failed) != 0 {
 		t.Fatalf("failures: %v", failed)
 	}
-	elapsed := time.Since(start)
+	// All ten in flight at once is the proof (each receiver holds its request for the
+	// pause); the wall time is not asserted, it depends on the machine's load.
 	if p := peak.Load(); p != 10 {
 		t.Errorf("at most %d deliveries were in flight at once, want all 10", p)
-	}
-	// Generous: sequential delivery would take 10 × 500 ms.
-	if elapsed > 5*pause {
-		t.Errorf("a batch of 10 took %s, about one attempt (%s) expected", elapsed, pause)
 	}
 }
 
