@@ -384,3 +384,37 @@ type noLimit struct{}
 func (noLimit) Take(_ context.Context, _, _ string, _ int, window time.Duration, now time.Time) (app.RateDecision, error) {
 	return app.RateDecision{Allowed: true, Count: 1, Reset: now.Add(window)}, nil
 }
+
+// TestQueryParametersAreUnambiguous: a query parameter that is present must have one usable
+// value: empty (which would silently mean the default; the cursor aside) or repeated is 400
+// naming it, and a query string that does not decode is 400 rather than partly ignored.
+func TestQueryParametersAreUnambiguous(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.server(serverOpts{})
+	ep := domain.NewID(domain.EndpointIDPrefix)
+	for _, tc := range []struct{ path, field string }{
+		{"/endpoints?limit=", "limit"},
+		{"/endpoints?limit=1&limit=2", "limit"},
+		{"/endpoints?cursor=a.b&cursor=c.d", "cursor"},
+		{"/endpoints?limit=%zz", ""},
+		{"/endpoints/" + ep + "/deliveries?status=", "status"},
+		{"/endpoints/" + ep + "/deliveries?status=dead&status=pending", "status"},
+		{"/endpoints/" + ep + "/deliveries?limit=", "limit"},
+	} {
+		r := c.do("GET", tc.path, "acme", nil, nil)
+		expectError(t, r, http.StatusBadRequest, "invalid_request", "")
+		if r.str("field") != tc.field {
+			t.Errorf("%s: field %q, want %q (%s)", tc.path, r.str("field"), tc.field, r.Raw)
+		}
+	}
+	if r := c.do("GET", "/endpoints?limit=2&unrelated=", "acme", nil, nil); r.Status != http.StatusOK {
+		t.Fatalf("an unknown parameter is ignored: %d %s", r.Status, r.Raw)
+	}
+	// An empty cursor is the first page: what a paging loop sends before it has a cursor.
+	for _, path := range []string{"/endpoints?cursor=", "/endpoints/" + ep + "/deliveries?cursor="} {
+		if r := c.do("GET", path, "acme", nil, nil); r.Status != http.StatusOK && r.Status != http.StatusNotFound {
+			t.Fatalf("%s: %d %s", path, r.Status, r.Raw)
+		}
+	}
+}

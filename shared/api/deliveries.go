@@ -39,18 +39,29 @@ var deliveryFilters = map[string]domain.DeliveryStatus{
 }
 
 func (h *Handler) listDeliveries(req *request) (response, error) {
-	q := req.URL.Query()
-	limit, err := atoiRange("limit", q.Get("limit"), 1, 100, 50)
+	q, err := parseQuery(req.Request)
 	if err != nil {
 		return response{}, err
 	}
-	status, ok := deliveryFilters[q.Get("status")]
+	limit, err := limitParam(q, 1, 100, 50)
+	if err != nil {
+		return response{}, err
+	}
+	filter, _, err := queryParam(q, "status", false)
+	if err != nil {
+		return response{}, err
+	}
+	status, ok := deliveryFilters[filter]
 	if !ok {
 		return response{}, domain.Invalid("status", "status must be one of succeeded, failed, pending, dead, skipped")
 	}
 	tenant, endpointID := req.principal.TenantID, req.params["endpoint_id"]
 	after := ""
-	if c := q.Get("cursor"); c != "" {
+	c, err := cursorParam(q)
+	if err != nil {
+		return response{}, err
+	}
+	if c != "" {
 		// The cursor is bound to the tenant and to this endpoint's listing.
 		if after, err = openCursor(h.deps.CursorKey, tenant+"\x00deliveries\x00"+endpointID, c); err != nil {
 			return response{}, err

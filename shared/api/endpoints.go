@@ -103,14 +103,21 @@ type listView struct {
 }
 
 func (h *Handler) listEndpoints(req *request) (response, error) {
-	q := req.URL.Query()
-	limit, err := atoiRange("limit", q.Get("limit"), 1, 100, 50)
+	q, err := parseQuery(req.Request)
+	if err != nil {
+		return response{}, err
+	}
+	limit, err := limitParam(q, 1, 100, 50)
 	if err != nil {
 		return response{}, err
 	}
 	tenant := req.principal.TenantID
 	after := ""
-	if c := q.Get("cursor"); c != "" {
+	c, err := cursorParam(q)
+	if err != nil {
+		return response{}, err
+	}
+	if c != "" {
 		if after, err = openCursor(h.deps.CursorKey, tenant, c); err != nil {
 			return response{}, err
 		}

@@ -547,10 +547,49 @@ func jsonKind(k string) string {
 	return "of another type"
 }
 
-func atoiRange(name, v string, lo, hi, def int) (int, error) {
-	if v == "" {
-		return def, nil
+// parseQuery decodes the query string strictly: a malformed one (a bad %-escape, a raw ';')
+// is refused rather than partly ignored.
+func parseQuery(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, domain.Invalid("", "the query string is malformed")
 	}
+	return q, nil
+}
+
+// queryParam returns a query parameter given at most once; more than once is refused. An
+// empty value is refused too (it is not "absent": it would silently mean the default),
+// unless allowEmpty.
+func queryParam(q url.Values, name string, allowEmpty bool) (v string, present bool, err error) {
+	vals, present := q[name]
+	switch {
+	case !present:
+		return "", false, nil
+	case len(vals) > 1:
+		return "", true, domain.Invalid(name, "%s must be given once, not %d times", name, len(vals))
+	case vals[0] == "" && !allowEmpty:
+		return "", true, domain.Invalid(name, "%s is empty; leave it out or give a value", name)
+	}
+	return vals[0], true, nil
+}
+
+// cursorParam reads the cursor: absent or empty is the first page (a paging loop sends the
+// previous page's next_cursor, which the first page does not have).
+func cursorParam(q url.Values) (string, error) {
+	c, _, err := queryParam(q, "cursor", true)
+	return c, err
+}
+
+// limitParam reads the page size: lo to hi, def when the parameter is absent.
+func limitParam(q url.Values, lo, hi, def int) (int, error) {
+	v, present, err := queryParam(q, "limit", false)
+	if err != nil || !present {
+		return def, err
+	}
+	return atoiRange("limit", v, lo, hi)
+}
+
+func atoiRange(name, v string, lo, hi int) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
 		return 0, domain.Invalid(name, "%s must be an integer from %d to %d", name, lo, hi)
