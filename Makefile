@@ -1,8 +1,8 @@
 # DataJetty webhooks - build, lint, test and local tooling.
 #
 # Python tools (moto, cfn-lint, SAM CLI) live in .venv/, checkov in .venv-checkov/ (its
-# dependencies conflict with those), Go tools in .bin/, local state (emulator pid/log) in
-# .local/. Nothing is installed system-wide.
+# dependencies conflict with those), schemathesis in .venv-schemathesis/, Go tools in .bin/,
+# local state (emulator pid/log) in .local/. Nothing is installed system-wide.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -12,6 +12,8 @@ VENV        := .venv
 VENV_STAMP  := $(VENV)/.installed
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+SCHEMATHESIS_VENV  := .venv-schemathesis
+SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed
 BIN         := $(CURDIR)/.bin
 LOCAL       := .local
 BUILD_DIR   := build
@@ -60,7 +62,7 @@ STACK ?= datajetty-webhooks
 
 SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
-.PHONY: help venv tools browser build lint test bench cost dev publish receiver clean emulator-start emulator-stop fuzz \
+.PHONY: help venv tools browser build lint test bench cost dev publish receiver clean emulator-start emulator-stop fuzz schemathesis \
 	build-RegisterEndpointFunction build-ListEndpointsFunction build-ReplayFunction build-GetReplayFunction \
 	build-ListDeliveriesFunction build-ListEventTypesFunction build-PortalFunction build-GetEndpointFunction build-DeleteEndpointFunction build-DisableEndpointFunction build-EnableEndpointFunction build-TestEndpointFunction build-ResendDeliveryFunction build-IngestFunction build-DeliverFunction build-ReplayWorkerFunction
 
@@ -82,6 +84,12 @@ $(CHECKOV_STAMP): requirements-checkov.txt constraints-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt -c constraints-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip check
+	touch $@
+
+$(SCHEMATHESIS_STAMP): requirements-schemathesis.txt constraints-schemathesis.txt
+	test -x $(SCHEMATHESIS_VENV)/bin/python || $(PYTHON) -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-schemathesis.txt -c constraints-schemathesis.txt
+	$(SCHEMATHESIS_VENV)/bin/python -m pip check
 	touch $@
 
 tools: $(GO_TOOL_STAMPS) ## Install pinned Go tools into .bin/ (staticcheck; aws-lambda-rie on Linux)
@@ -248,6 +256,19 @@ fuzz: ## Run every Go fuzz target for FUZZTIME each (default 1m; CI runs FUZZTIM
 		echo "--- fuzz $$name (./$$dir, $(FUZZTIME))"; \
 		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./$$dir; \
 	done
+
+# schemathesis against a local stack of its own (tools/schemathesis: emulator, the template's
+# resources under a fresh prefix, every route on a free 127.0.0.1 port, a token of all
+# scopes), every check but positive-data acceptance, paced under the tenant rate limit.
+# SCHEMATHESIS_EXAMPLES test cases per operation and phase (CI: the default); more with
+# e.g. make schemathesis SCHEMATHESIS_EXAMPLES=200, extra options with SCHEMATHESIS_ARGS.
+# Only loopback is tested: generated webhook URLs are never dialled (their handshakes may
+# reach 127.0.0.1 only). Report: .local/schemathesis-junit.xml.
+SCHEMATHESIS_EXAMPLES ?= 30
+
+schemathesis: $(VENV_STAMP) $(SCHEMATHESIS_STAMP) ## Run schemathesis on docs/openapi.yaml against a local stack it starts (SCHEMATHESIS_EXAMPLES=30, SCHEMATHESIS_ARGS=)
+	go run ./tools/schemathesis -schemathesis $(SCHEMATHESIS_VENV)/bin/schemathesis -- \
+		--max-examples $(SCHEMATHESIS_EXAMPLES) --no-color $(SCHEMATHESIS_ARGS)
 
 bench: $(VENV_STAMP) ## Run Go benchmarks (no tests); emulator-backed ones start their own moto
 	go test -run '^$$' -bench . -benchmem ./...

@@ -24,6 +24,7 @@ import (
 	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/portal"
 	"github.com/datajetty/webhooks/shared/wiring"
+	"github.com/datajetty/webhooks/tools/internal/devserver"
 )
 
 const (
@@ -69,7 +70,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		env[config.JWTIssuer.Name] = os.Getenv(config.JWTIssuer.Name)
 		env[config.JWTAudience.Name] = os.Getenv(config.JWTAudience.Name)
 	} else {
-		iss := "http://" + addr + "/dev-issuer"
+		iss := "http://" + addr + "/dev-issuer" // devserver.IssuerPath
 		issuer, err = devissuer.LoadOrCreate(filepath.Join(root, ".local", "dev-issuer.pem"), iss, devAudience)
 		if err != nil {
 			return err
@@ -108,9 +109,9 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (set %s to use another address): %w", addr, config.Addr.Name, err)
 	}
-	srv := newServer(rootHandler(h, page, jwks))
+	srv := devserver.NewServer(devserver.Root(h, page, jwks))
 	go func() {
-		if err := srv.Serve(jsonErrorListener{ln}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(devserver.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("server stopped", "error", err)
 		}
 	}()

@@ -87,6 +87,10 @@ type Options struct {
 	Metrics *metrics.Emitter
 	Now     func() time.Time
 	Limits  api.Limits
+	// HandshakeClient sends the challenge handshakes; nil: the SSRF-guarded client. (make
+	// schemathesis passes one that dials loopback addresses only, so generated URLs never
+	// reach another host.)
+	HandshakeClient *http.Client
 }
 
 // Route is the Lambda function serving one route: its cold start builds the handler for
@@ -171,10 +175,14 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts Options
 	}
 	if cfg.EndpointsTable != "" {
 		policy := ssrf.Policy{AllowPrivate: cfg.AllowPrivateTargets}
+		client := opts.HandshakeClient
+		if client == nil {
+			client = ssrf.NewClient(policy, 10*time.Second)
+		}
 		d.Endpoints = &app.Endpoints{
 			Store: store.NewEndpoints(ddb, cfg.EndpointsTable),
 			Challenger: &handshake.Challenger{
-				Client:    ssrf.NewClient(policy, 10*time.Second),
+				Client:    client,
 				Timeout:   5 * time.Second,
 				UserAgent: domain.UserAgent,
 			},

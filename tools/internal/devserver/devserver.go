@@ -1,4 +1,7 @@
-package main
+// Package devserver is the local HTTP server of the development tools (make dev, make
+// schemathesis): one root handler for the API, the portal and the development issuer's
+// keys, and a listener that makes net/http's own protocol errors the contract's JSON error.
+package devserver
 
 import (
 	"bytes"
@@ -14,19 +17,23 @@ import (
 	"github.com/datajetty/webhooks/shared/portal"
 )
 
-// issuerJWKSPath is where the development token issuer publishes its keys.
-const issuerJWKSPath = "/dev-issuer/.well-known/jwks.json"
+// IssuerPath is the development token issuer's URL path (its iss is the server's origin
+// plus this), and IssuerJWKSPath where it publishes its keys.
+const (
+	IssuerPath     = "/dev-issuer"
+	IssuerJWKSPath = IssuerPath + "/.well-known/jwks.json"
+)
 
-// rootHandler routes the local server's requests: the development issuer's JWKS (GET), the
+// Root routes the local server's requests: the development issuer's JWKS (GET), the
 // portal's paths, and everything else to the API handler, which answers any path or method
 // it does not serve with the contract's 404 or 405. (http.ServeMux would answer those, and
 // unclean paths, with its own text and redirects.) issuer may be nil.
-func rootHandler(apiHandler, portalHandler, issuer http.Handler) http.Handler {
+func Root(apiHandler, portalHandler, issuer http.Handler) http.Handler {
 	portalPath := api.BasePath + portal.Prefix
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		switch {
-		case issuer != nil && p == issuerJWKSPath && r.Method == http.MethodGet:
+		case issuer != nil && p == IssuerJWKSPath && r.Method == http.MethodGet:
 			issuer.ServeHTTP(w, r)
 		case p == portalPath || strings.HasPrefix(p, portalPath+"/"):
 			portalHandler.ServeHTTP(w, r)
@@ -36,19 +43,20 @@ func rootHandler(apiHandler, portalHandler, issuer http.Handler) http.Handler {
 	})
 }
 
-// newServer is the local server: the handler answers everything, "OPTIONS *" included
-// (net/http's own handler for it would answer an empty 200). Serve it on a
-// jsonErrorListener.
-func newServer(h http.Handler) *http.Server {
+// NewServer is the local server: the handler answers everything, "OPTIONS *" included
+// (net/http's own handler for it would answer an empty 200). Serve it on Listener(ln).
+func NewServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, DisableGeneralOptionsHandler: true}
 }
 
-// jsonErrorListener makes net/http's own answers to requests it cannot parse (a raw CR, LF
+// Listener wraps ln so that net/http's own answers to requests it cannot parse (a raw CR, LF
 // or NUL in a header, a malformed request line, headers over the limit, an unknown
 // transfer encoding) the contract's JSON error, like every answer of the API. net/http
 // writes those answers straight to the connection, before and without any handler, in one
 // write of a fixed shape (text/plain, Connection: close); the wrapped connection rewrites
 // exactly that write.
+func Listener(ln net.Listener) net.Listener { return jsonErrorListener{ln} }
+
 type jsonErrorListener struct{ net.Listener }
 
 func (l jsonErrorListener) Accept() (net.Conn, error) {

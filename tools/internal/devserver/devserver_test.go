@@ -1,4 +1,4 @@
-package main
+package devserver
 
 import (
 	"bufio"
@@ -18,8 +18,8 @@ import (
 	"github.com/datajetty/webhooks/shared/portal"
 )
 
-// devServer serves rootHandler (an API handler with the GetReplay route, the portal, a
-// stand-in issuer) on a loopback port through jsonErrorListener, as make dev does.
+// devServer serves Root (an API handler with the GetReplay route, the portal, a
+// stand-in issuer) on a loopback port through jsonErrorListener, as the tools do.
 func devServer(t *testing.T) string {
 	t.Helper()
 	verifier, err := auth.NewVerifier(auth.Config{JWKSURL: "http://127.0.0.1:1/jwks", Issuer: "https://issuer.test/", Audience: "a"})
@@ -42,8 +42,8 @@ func devServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newServer(rootHandler(h, page, issuer))
-	go func() { _ = srv.Serve(jsonErrorListener{ln}) }()
+	srv := NewServer(Root(h, page, issuer))
+	go func() { _ = srv.Serve(Listener(ln)) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
 }
@@ -142,7 +142,7 @@ func TestUnknownRoutesAreJSON(t *testing.T) {
 		{"GET //api/v1/x HTTP/1.1\r\nHost: local\r\n\r\n", 404, "not_found"},
 		{"GET " + api.BasePath + "/../x HTTP/1.1\r\nHost: local\r\n\r\n", 404, "not_found"},
 		{"GET " + api.BasePath + "/replays/ HTTP/1.1\r\nHost: local\r\n\r\n", 404, "not_found"},
-		{"POST " + issuerJWKSPath + " HTTP/1.1\r\nHost: local\r\nContent-Length: 0\r\n\r\n", 404, "not_found"},
+		{"POST " + IssuerJWKSPath + " HTTP/1.1\r\nHost: local\r\nContent-Length: 0\r\n\r\n", 404, "not_found"},
 		{"DELETE " + api.BasePath + "/replays/rp_x HTTP/1.1\r\nHost: local\r\n\r\n", 405, "invalid_request"},
 		{"OPTIONS * HTTP/1.1\r\nHost: local\r\n\r\n", 404, "not_found"},
 	} {
@@ -152,7 +152,7 @@ func TestUnknownRoutesAreJSON(t *testing.T) {
 	}
 	for path, contentType := range map[string]string{
 		api.BasePath + portal.Prefix + "/": "text/html; charset=utf-8",
-		issuerJWKSPath:                     "application/json",
+		IssuerJWKSPath:                     "application/json",
 	} {
 		resp := rawExchange(t, addr, "GET "+path+" HTTP/1.1\r\nHost: local\r\n\r\n", 1)[0]
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != contentType {
