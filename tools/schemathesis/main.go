@@ -49,7 +49,13 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code, err := run(ctx, *bin, flag.Args())
+	// schemathesis runs in .local (its own files go there), so the path must not be relative.
+	exe, err := filepath.Abs(*bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "schemathesis:", err)
+		os.Exit(1)
+	}
+	code, err := run(ctx, exe, flag.Args())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "schemathesis:", err)
 		os.Exit(1)
@@ -158,6 +164,7 @@ func run(ctx context.Context, bin string, extra []string) (int, error) {
 	fmt.Fprintf(os.Stderr, "schemathesis %s against %s (API log: .local/schemathesis-api.log)\n", filepath.Base(bin), base)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Dir = logDir // what schemathesis keeps for itself (.schemathesis/) goes to .local too
 	err = cmd.Run()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
