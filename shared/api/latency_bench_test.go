@@ -112,8 +112,10 @@ func benchmarkReadLatency(b *testing.B, rtt time.Duration) {
 			Replays:    &app.Replays{Store: reps},
 			Deliveries: &app.Deliveries{Endpoints: eps, Log: logs},
 			CursorKey:  []byte("bench-cursor-key-0123456789"),
-			Limits:     api.Limits{Default: api.Rule{Limit: 1 << 30, Window: time.Second}, Replay: api.Rule{Limit: 1, Window: time.Minute}},
-			Logger:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			// The largest limit a rate-limit log holds; the emulator answers far fewer than
+			// 1000 requests a second, so the benchmark is never refused.
+			Limits: api.Limits{Default: api.Rule{Limit: 1000, Window: time.Second}, Replay: api.Rule{Limit: 1, Window: time.Minute}},
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		}, api.RouteListEndpoints, api.RouteGetReplay, api.RouteListDeliveries)
 		if err != nil {
 			b.Fatal(err)
@@ -164,7 +166,7 @@ type oneLimiter struct {
 	one *oneAtATime
 }
 
-func (l oneLimiter) Take(ctx context.Context, tenantID, rule string, limit int, window time.Duration, now time.Time) (int, bool, error) {
+func (l oneLimiter) Take(ctx context.Context, tenantID, rule string, limit int, window time.Duration, now time.Time) (app.RateDecision, error) {
 	l.one.mu.Lock()
 	defer l.one.mu.Unlock()
 	return l.RateLimiter.Take(ctx, tenantID, rule, limit, window, now)

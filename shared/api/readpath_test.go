@@ -51,17 +51,17 @@ type meetingLimiter struct {
 	err   error
 }
 
-func (l meetingLimiter) Take(context.Context, string, string, int, time.Duration, time.Time) (int, bool, error) {
+func (l meetingLimiter) Take(_ context.Context, _, _ string, _ int, window time.Duration, now time.Time) (app.RateDecision, error) {
 	if !await(l.m.limit, l.m.read) {
-		return 0, false, errors.New("the read did not start while the rate limit was taken")
+		return app.RateDecision{}, errors.New("the read did not start while the rate limit was taken")
 	}
 	if l.err != nil {
-		return 0, false, l.err
+		return app.RateDecision{}, l.err
 	}
 	if !l.allow {
-		return 10, false, nil
+		return app.RateDecision{Count: 10, Reset: now.Add(window)}, nil
 	}
-	return 1, true, nil
+	return app.RateDecision{Allowed: true, Count: 1, Reset: now.Add(window)}, nil
 }
 
 // meetingReplays is the read: it answers not found (or panics), after meeting the limiter.
