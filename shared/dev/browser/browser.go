@@ -237,13 +237,30 @@ func (p *Page) ClickButton(scope, label string) {
 	p.Do(chromedp.Click(chromedp.Search(x)))
 }
 
-// Type clicks into the field matching sel, clears it, and types text key by key.
+// Type clicks into the field matching sel, clears it, and types text key by key. After the
+// click it lets the page run the timers it had scheduled (a form focuses its first field in a
+// setTimeout) and clicks again if they moved the focus, so on a busy machine the keys cannot
+// land in another field.
 func (p *Page) Type(sel, text string) {
 	p.t.Helper()
 	p.Do(chromedp.Click(chromedp.CSS(sel)))
+	p.settle()
+	if !Eval[bool](p, fmt.Sprintf(`document.activeElement === document.querySelector(%q)`, sel)) {
+		p.Do(chromedp.Click(chromedp.CSS(sel)))
+	}
 	Eval[bool](p, fmt.Sprintf(`(document.querySelector(%q).select(), true)`, sel))
 	p.Do(chromedp.KeyEvent("\b"))
 	p.Do(chromedp.KeyEvent(text))
+}
+
+// settle waits until the timers the page scheduled so far have run and a frame was drawn.
+func (p *Page) settle() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise(r => setTimeout(() => requestAnimationFrame(() => r(true)), 0))`, chromedp.EvalAwaitPromise)); err != nil {
+		p.fail("wait for the page to settle: %v", err)
+	}
 }
 
 // Keys sends keys to the focused element ("\t" Tab, "\r" Enter, kb constants of chromedp).
