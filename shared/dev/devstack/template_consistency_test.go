@@ -716,6 +716,22 @@ func TestTemplateFunctionsHaveBoundedConcurrency(t *testing.T) {
 	if sum > 900 {
 		t.Errorf("the default reservations add up to %d; an account of 1,000 must keep 100 unreserved", sum)
 	}
+	// The operator's docs state the sum and the account quota it needs: they must be today's.
+	for file, phrases := range map[string][]string{
+		"README.md":       {fmt.Sprintf("%d in all by default", sum), fmt.Sprintf("an account below %d", sum+100)},
+		"docs/runbook.md": {fmt.Sprintf("%d in all by default", sum)},
+	} {
+		text, err := os.ReadFile(filepath.Join(repoRoot(t), file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		flat := strings.Join(strings.Fields(string(text)), " ")
+		for _, p := range phrases {
+			if !strings.Contains(flat, p) {
+				t.Errorf("%s must say %q (the default reservations add up to %d)", file, p, sum)
+			}
+		}
+	}
 }
 
 // TestTemplateCheckovSkipsGiveReasons: every checkov check the template does not follow is
