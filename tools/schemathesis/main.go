@@ -132,7 +132,7 @@ func run(ctx context.Context, bin string, extra []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors)
+	page, err := portal.NewHandler(api.BasePath, cfg.PortalFrameAncestors, api.RouteKeys())
 	if err != nil {
 		return 0, err
 	}

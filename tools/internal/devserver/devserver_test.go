@@ -30,7 +30,7 @@ func devServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, err := portal.NewHandler(api.BasePath, "")
+	page, err := portal.NewHandler(api.BasePath, "", api.RouteKeys())
 	if err != nil {
 		t.Fatal(err)
 	}
