@@ -1,4 +1,4 @@
-package delivery
+package sender
 
 import (
 	"net/http"
@@ -18,7 +18,7 @@ func FuzzRetryAfter(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		d := retryAfter(v, now)
+		d := RetryAfter(v, now)
 		if d == 0 {
 			return
 		}
