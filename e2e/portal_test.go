@@ -624,6 +624,26 @@ func TestPortalKeyboardOnlyAtPhoneWidth(t *testing.T) {
 		t.Fatalf("the page scrolls %d px sideways at 390 px", w)
 	}
 	p.Screenshot("portal-phone-endpoint")
+
+	// The endpoint's actions with the keyboard: a test event, then pause and resume, the
+	// focus staying on the button that replaced the one pressed.
+	p.TabToButton("Send test event")
+	p.Keys("\r")
+	p.WaitText("[data-field=test-status]", "Succeeded")
+	p.TabToButton("Pause")
+	p.Keys("\r")
+	p.WaitText(".action-status", "Paused")
+	if got := browser.Eval[string](p, `document.activeElement.innerText.trim()`); got != "Resume" {
+		t.Fatalf("after Pause the focus is on %q, want Resume", got)
+	}
+	p.Keys("\r")
+	p.WaitText(".action-status", "Resumed")
+	if got := browser.Eval[string](p, `document.activeElement.innerText.trim()`); got != "Pause" {
+		t.Fatalf("after Resume the focus is on %q, want Pause", got)
+	}
+	if w := browser.Eval[int](p, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); w > 0 {
+		t.Fatalf("the page with the test result scrolls %d px sideways at 390 px", w)
+	}
 	p.Navigate(s.api + "/portal/")
 	p.WaitText("main table", "/keys")
 	if w := browser.Eval[int](p, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); w > 0 {

@@ -107,8 +107,10 @@ function actionButtons(ctx, state, { status, panel, redraw, refreshFacts, refres
   const button = (label, handler, cls = 'secondary') => {
     const b = el('button', { type: 'button', class: cls, text: label });
     b.addEventListener('click', async () => {
+      // Busy, not disabled: a disabled button loses the keyboard focus.
+      if (b.getAttribute('aria-disabled') === 'true') return;
       replace(status);
-      b.disabled = true;
+      b.setAttribute('aria-disabled', 'true');
       try {
         await handler(b);
       } catch (err) {
@@ -117,7 +119,7 @@ function actionButtons(ctx, state, { status, panel, redraw, refreshFacts, refres
         }
         replace(status, message('error', `${label}: ${explain(err)}`));
       } finally {
-        b.disabled = false;
+        b.removeAttribute('aria-disabled');
       }
     });
     buttons.push(b);
@@ -125,9 +127,14 @@ function actionButtons(ctx, state, { status, panel, redraw, refreshFacts, refres
   };
   const done = (text) => replace(status, message('ok', text));
   const update = (fresh, text) => {
+    // The buttons are redrawn (Pause becomes Resume): keep keyboard focus where it was.
+    const at = buttons.indexOf(document.activeElement);
     state.ep = fresh;
     redraw();
     done(text);
+    const group = status.parentElement && status.parentElement.querySelector('.actions');
+    const next = group && group.querySelectorAll('button')[at];
+    if (at >= 0 && next) next.focus();
   };
 
   // An action is offered when the token's scopes allow it and the service serves its route.
