@@ -107,6 +107,41 @@ func (rc *hookReceiver) webhookIDs() []string {
 	return ids
 }
 
+// newStatusReceiver is a hookReceiver whose deliveries are answered with code, until the
+// test sets another with the function it returns.
+func newStatusReceiver(t *testing.T, code int) (*hookReceiver, func(int)) {
+	var mu sync.Mutex
+	rc := newHookReceiver(t, func(w http.ResponseWriter) {
+		mu.Lock()
+		c := code
+		mu.Unlock()
+		w.WriteHeader(c)
+	})
+	return rc, func(c int) {
+		mu.Lock()
+		code = c
+		mu.Unlock()
+	}
+}
+
+// register registers url for the event patterns through the API and returns the
+// endpoint's id.
+func (s *system) register(tenant, url string, events ...string) string {
+	s.t.Helper()
+	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": url, "events": events})
+	if status != http.StatusCreated {
+		s.t.Fatalf("register %s: %d %v", url, status, body)
+	}
+	return body["endpoint_id"].(string)
+}
+
+// endpoint is one endpoint as the API holds it.
+func (s *system) endpoint(tenant, id string) map[string]any {
+	s.t.Helper()
+	_, ep := s.call("GET", "/endpoints/"+id, tenant, nil)
+	return ep
+}
+
 func (rc *hookReceiver) count() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -470,11 +505,7 @@ func TestPortalPaginationAndLogFilter(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second) // a fresh rate-limit window for the next registration
-	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": flaky.URL + "/flaky", "events": []string{"export.*"}})
-	if status != 201 {
-		t.Fatalf("register: %d %v", status, body)
-	}
-	flakyID := body["endpoint_id"].(string)
+	flakyID := s.register(tenant, flaky.URL+"/flaky", "export.*")
 
 	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
 	p.WaitText("main table", "/e0")
@@ -526,10 +557,7 @@ func TestPortalReadOnlyAndExpiry(t *testing.T) {
 	s := newSystem(t)
 	const tenant = "portal-readonly"
 	rc := newHookReceiver(t, nil)
-	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/ro", "events": []string{"*"}})
-	if status != 201 {
-		t.Fatalf("register: %d %v", status, body)
-	}
+	s.register(tenant, rc.URL+"/ro", "*")
 	p := s.openPortal(t, s.token(tenant, []string{api.ScopeRead}, time.Hour), 1280, 900)
 	p.WaitText("header", "Read-only access")
 	p.WaitText("main table", "/ro")
@@ -711,10 +739,7 @@ func TestPortalTestEventShowsTheReceiverAsText(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = io.WriteString(w, xss)
 	})
-	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/evil", "events": []string{"*"}})
-	if status != 201 {
-		t.Fatalf("register: %d %v", status, body)
-	}
+	s.register(tenant, rc.URL+"/evil", "*")
 	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
 	p.ClickButton("main table", "Manage")
 	p.ClickButton(".action-area", "Send test event")
@@ -754,24 +779,14 @@ func TestPortalShowsWhyAnEndpointStopped(t *testing.T) {
 	s := newSystem(t)
 	s.run()
 	const tenant = "portal-gone"
-	var mu sync.Mutex
-	code := http.StatusGone
-	rc := newHookReceiver(t, func(w http.ResponseWriter) {
-		mu.Lock()
-		defer mu.Unlock()
-		w.WriteHeader(code)
-	})
-	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/gone", "events": []string{"export.*"}})
-	if status != 201 {
-		t.Fatalf("register: %d %v", status, body)
-	}
-	epID := body["endpoint_id"].(string)
+	rc, answer := newStatusReceiver(t, http.StatusGone)
+	epID := s.register(tenant, rc.URL+"/gone", "export.*")
 	s.publishN(tenant, "export.done", 1, time.Now().Add(-time.Minute))
 	waitFor(t, "the endpoint disabled by the 410", func() bool {
-		_, ep := s.call("GET", "/endpoints/"+epID, tenant, nil)
+		ep := s.endpoint(tenant, epID)
 		return ep["status"] == "disabled"
 	})
-	if _, ep := s.call("GET", "/endpoints/"+epID, tenant, nil); ep["disabled_reason"] != "gone" || ep["disabled_detail"] != "410 Gone" {
+	if ep := s.endpoint(tenant, epID); ep["disabled_reason"] != "gone" || ep["disabled_detail"] != "410 Gone" {
 		t.Fatalf("the API holds %v", ep)
 	}
 
@@ -791,9 +806,7 @@ func TestPortalShowsWhyAnEndpointStopped(t *testing.T) {
 	}
 	p.Screenshot("portal-gone")
 
-	mu.Lock()
-	code = http.StatusOK
-	mu.Unlock()
+	answer(http.StatusOK)
 	chBefore := rc.challengeCount()
 	p.ClickButton(".action-area", "Resume")
 	p.WaitText(".action-status", "Resumed")
@@ -801,7 +814,7 @@ func TestPortalShowsWhyAnEndpointStopped(t *testing.T) {
 	if rc.challengeCount() != chBefore+1 {
 		t.Fatal("resuming ran no handshake")
 	}
-	if _, ep := s.call("GET", "/endpoints/"+epID, tenant, nil); ep["status"] != "active" || ep["disabled_reason"] != nil {
+	if ep := s.endpoint(tenant, epID); ep["status"] != "active" || ep["disabled_reason"] != nil {
 		t.Fatalf("after Resume the API holds %v", ep)
 	}
 	if n := browser.Eval[int](p, `document.querySelectorAll("[data-field=disabled-reason], [data-field=disabled-detail]").length`); n != 0 {
@@ -838,11 +851,7 @@ func TestPortalSaysEachErrorNextToItsCause(t *testing.T) {
 	s.run()
 	const tenant = "portal-refusals"
 	rc := newHookReceiver(t, nil)
-	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/r", "events": []string{"export.*"}})
-	if status != 201 {
-		t.Fatalf("register: %d %v", status, body)
-	}
-	epID := body["endpoint_id"].(string)
+	epID := s.register(tenant, rc.URL+"/r", "export.*")
 	s.publishN(tenant, "export.done", 1, time.Now().Add(-time.Minute))
 	waitFor(t, "the first delivery", func() bool { return rc.count() >= 1 })
 	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
@@ -859,7 +868,7 @@ func TestPortalSaysEachErrorNextToItsCause(t *testing.T) {
 	p.ClickButton("form.panel", "Save")
 	p.WaitText("form.panel", "This endpoint was changed elsewhere since you opened it. Reload it to see the latest version, then try again.")
 	p.Screenshot("portal-conflict")
-	if _, ep := s.call("GET", "/endpoints/"+epID, tenant, nil); fmt.Sprint(ep["events"]) != "[export.* import.*]" {
+	if ep := s.endpoint(tenant, epID); fmt.Sprint(ep["events"]) != "[export.* import.*]" {
 		t.Fatalf("the refused edit changed the endpoint: %v", ep)
 	}
 	p.ClickButton("form.panel", "Cancel")
@@ -907,10 +916,7 @@ func TestPortalResendsADeliveredEvent(t *testing.T) {
 	s.run()
 	const tenant = "portal-resend"
 	rc := newHookReceiver(t, nil)
-	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/again", "events": []string{"export.*"}})
-	if status != 201 {
-		t.Fatalf("register: %d %v", status, body)
-	}
+	s.register(tenant, rc.URL+"/again", "export.*")
 	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
 	p.ClickButton("main table", "Manage")
 	p.WaitText("main dl.facts", "/again")
@@ -949,35 +955,18 @@ func TestPortalReplaysFromTheWatermarkAndOnlyTheFailed(t *testing.T) {
 	})
 	s.run()
 	const tenant = "portal-recover"
-	var mu sync.Mutex
-	failing := false
-	rc := newHookReceiver(t, func(w http.ResponseWriter) {
-		mu.Lock()
-		defer mu.Unlock()
-		if failing {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-	})
-	setFailing := func(v bool) {
-		mu.Lock()
-		failing = v
-		mu.Unlock()
-	}
-	status, body := s.call("POST", "/endpoints", tenant, map[string]any{"url": rc.URL + "/recover", "events": []string{"export.*"}})
-	if status != 201 {
-		t.Fatalf("register: %d %v", status, body)
-	}
-	epID := body["endpoint_id"].(string)
+	rc, answer := newStatusReceiver(t, http.StatusOK)
+	epID := s.register(tenant, rc.URL+"/recover", "export.*")
 	t0 := time.Now().Add(-5 * time.Minute).UTC()
 	publish := func(id string, at time.Time) {
 		s.publish(map[string]any{"id": id, "tenant_id": tenant, "type": "export.done", "occurred_at": at.Format(time.RFC3339Nano), "data": map[string]any{}})
 	}
 	publish("evt_r1", t0)
 	waitFor(t, "evt_r1 delivered", func() bool { return rc.count() >= 1 })
-	setFailing(true)
+	answer(http.StatusServiceUnavailable)
 	publish("evt_r2", t0.Add(time.Minute))
 	waitFor(t, "evt_r2 attempted", func() bool { return rc.count() >= 2 })
-	setFailing(false)
+	answer(http.StatusOK)
 	publish("evt_r3", t0.Add(2*time.Minute))
 	waitFor(t, "the watermark at evt_r3", func() bool {
 		_, ep := s.call("GET", "/endpoints/"+epID, tenant, nil)
