@@ -14,6 +14,7 @@ import (
 	"github.com/datajetty/webhooks/shared/metrics"
 	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/sender"
+	"github.com/datajetty/webhooks/shared/signing"
 )
 
 // Error classes recorded for failed attempts (shared/sender classifies them).
@@ -209,8 +210,11 @@ func (h *Handler) load(ctx context.Context, tenantID, endpointID string) (*targe
 	if len(ep.SecretCiphertext) == 0 {
 		return nil, fmt.Errorf("endpoint %s has no signing secret", endpointID)
 	}
-	for _, ct := range ep.SigningCiphertexts(h.now()) {
-		s, err := h.secrets.Open(ctx, tenantID, endpointID, ct)
+	now := h.now()
+	for _, ct := range ep.SigningCiphertexts(now) {
+		s, err := h.secretsMem.open(secretKey(tenantID, endpointID, ct), now, func() (signing.Secret, error) {
+			return h.secrets.Open(ctx, tenantID, endpointID, ct)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("open signing secret of endpoint %s: %w", endpointID, err)
 		}

@@ -119,3 +119,55 @@ func (c *targetCache) sweep(now time.Time) {
 		}
 	}
 }
+
+// secretCache keeps opened signing secrets per instance, keyed by the endpoint and the
+// ciphertext they were opened from, for longer than the endpoint cache: an endpoint's
+// configuration is re-read every CacheTTL, but a ciphertext always opens to the same
+// secret, so reopening it would be a KMS call for nothing. A rotation stores a new
+// ciphertext (a miss: one Decrypt), a secret past its grace is no longer among the
+// endpoint's ciphertexts, and a deleted or disabled endpoint is seen at the next endpoint
+// read; none of them waits for this cache.
+type secretCache struct {
+	ttl time.Duration
+
+	mu sync.Mutex
+	m  map[string]secretEntry
+}
+
+type secretEntry struct {
+	secret  signing.Secret
+	expires time.Time
+}
+
+func newSecretCache(ttl time.Duration) *secretCache {
+	return &secretCache{ttl: ttl, m: map[string]secretEntry{}}
+}
+
+func secretKey(tenantID, endpointID string, ciphertext []byte) string {
+	return tenantID + "\x00" + endpointID + "\x00" + string(ciphertext)
+}
+
+// open returns the secret sealed in ciphertext, from the cache or by open.
+func (c *secretCache) open(key string, now time.Time, open func() (signing.Secret, error)) (signing.Secret, error) {
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.secret, nil
+	}
+	s, err := open()
+	if err != nil || c.ttl <= 0 {
+		return s, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= cacheSweepAt {
+		for k, e := range c.m {
+			if !now.Before(e.expires) {
+				delete(c.m, k)
+			}
+		}
+	}
+	c.m[key] = secretEntry{secret: s, expires: now.Add(c.ttl)}
+	c.mu.Unlock()
+	return s, nil
+}

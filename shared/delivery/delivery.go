@@ -73,9 +73,16 @@ type Options struct {
 	// MaxAttempts is the attempt after which a failed delivery is dead. It must equal the
 	// queue's redrive maxReceiveCount.
 	MaxAttempts int
-	// CacheTTL is how long an instance reuses an endpoint's configuration and decrypted
-	// secrets: a tenant's change (new URL, rotated secret, disabling) takes effect within it.
+	// CacheTTL is how long an instance reuses an endpoint's configuration: a tenant's change
+	// (new URL, rotated secret, disabling) takes effect within it.
 	CacheTTL time.Duration
+	// WatermarkEvery is the least time between two watermark writes of one endpoint by one
+	// instance; successes in between wait for the next write (0: every batch writes).
+	WatermarkEvery time.Duration
+	// SecretCacheTTL is how long an instance keeps a signing secret it decrypted, keyed by
+	// its ciphertext, so re-reading the endpoint does not decrypt it again (0: no reuse
+	// beyond CacheTTL).
+	SecretCacheTTL time.Duration
 	// AutoDisableThreshold is the number of consecutive deliveries exhausting every retry
 	// after which the endpoint is disabled.
 	AutoDisableThreshold int
@@ -87,7 +94,9 @@ type Options struct {
 
 // DefaultOptions returns the production settings: 15 s attempts, retries after 5 s, 5 min,
 // 30 min, 2 h, 5 h, 10 h and 10 h (±20 %), so 8 attempts over about 28 hours; a 30 s
-// endpoint cache; auto-disable after 5 consecutive exhausted deliveries; 64 KiB of body.
+// endpoint cache and decrypted secrets kept 15 min; a watermark written at most every 5 s
+// per endpoint and instance; auto-disable after 5 consecutive exhausted deliveries; 64 KiB
+// of body.
 func DefaultOptions() Options {
 	return Options{
 		AttemptTimeout: sender.DefaultTimeout,
@@ -98,6 +107,8 @@ func DefaultOptions() Options {
 		Jitter:               0.2,
 		MaxAttempts:          8,
 		CacheTTL:             domain.ConfigPropagation,
+		SecretCacheTTL:       15 * time.Minute,
+		WatermarkEvery:       5 * time.Second,
 		AutoDisableThreshold: 5,
 		MaxResponseBytes:     sender.DefaultMaxResponseBytes,
 		UserAgent:            "DataJetty-Webhooks/1.0",
@@ -123,8 +134,8 @@ func (o Options) validate() error {
 	if o.Jitter < 0 || o.Jitter >= 1 {
 		errs = append(errs, errors.New("jitter must be in [0, 1)"))
 	}
-	if o.CacheTTL < 0 {
-		errs = append(errs, errors.New("cache TTL must not be negative"))
+	if o.CacheTTL < 0 || o.SecretCacheTTL < 0 || o.WatermarkEvery < 0 {
+		errs = append(errs, errors.New("cache TTLs and the watermark period must not be negative"))
 	}
 	if o.AutoDisableThreshold < 1 {
 		errs = append(errs, errors.New("auto-disable threshold must be at least 1"))
@@ -176,6 +187,8 @@ type Handler struct {
 	logger     *slog.Logger
 	opts       Options
 	cache      *targetCache
+	secretsMem *secretCache
+	marks      *watermarks
 }
 
 // New checks d and its options and returns a Handler; build one per instance, at cold start.
@@ -191,7 +204,8 @@ func New(d Deps) (*Handler, error) {
 		visibility: d.Visibility, metrics: d.Metrics,
 		sender: Sender{Client: d.Client, UserAgent: d.Options.UserAgent, MaxResponseBytes: d.Options.MaxResponseBytes},
 		now:    d.Now, rand: d.Rand, logger: d.Logger, opts: d.Options,
-		cache: newTargetCache(d.Options.CacheTTL),
+		cache: newTargetCache(d.Options.CacheTTL), secretsMem: newSecretCache(d.Options.SecretCacheTTL),
+		marks: newWatermarks(d.Options.WatermarkEvery),
 	}
 	h.opts.Schedule = append([]time.Duration(nil), d.Options.Schedule...)
 	if h.now == nil {
@@ -228,7 +242,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 }
 
 // finish stores the batch's attempts with one AttemptLog call (one DynamoDB write per
-// delivery, batched) and advances each endpoint's watermark once, concurrently.
+// delivery, batched) and advances the watermarks that are due (see watermarks), all
+// concurrently.
 //
 // Failures here are logged and do not fail any message: the deliveries already happened,
 // and reporting a delivered message as failed would POST it again. A duplicate webhook is
@@ -236,8 +251,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // (which only makes a replay start a little earlier).
 func (h *Handler) finish(ctx context.Context, outcomes []outcome) {
 	var attempts []domain.Attempt
-	type endpointKey struct{ tenant, endpoint string }
-	watermarks := map[endpointKey]time.Time{}
+	newest := map[endpointKey]time.Time{}
 	for _, o := range outcomes {
 		if o.attempt == nil {
 			continue
@@ -246,8 +260,8 @@ func (h *Handler) finish(ctx context.Context, outcomes []outcome) {
 		attempts = append(attempts, *a)
 		if a.Status == domain.DeliverySucceeded {
 			k := endpointKey{a.TenantID, a.EndpointID}
-			if a.OccurredAt.After(watermarks[k]) {
-				watermarks[k] = a.OccurredAt
+			if a.OccurredAt.After(newest[k]) {
+				newest[k] = a.OccurredAt
 			}
 		}
 	}
@@ -259,13 +273,7 @@ func (h *Handler) finish(ctx context.Context, outcomes []outcome) {
 			}
 		})
 	}
-	for k, to := range watermarks {
-		wg.Go(func() {
-			if err := h.state.AdvanceWatermark(ctx, k.tenant, k.endpoint, to); err != nil {
-				h.logger.ErrorContext(ctx, "advance watermark", "tenant_id", k.tenant, "endpoint_id", k.endpoint, "error", err)
-			}
-		})
-	}
+	wg.Go(func() { h.advance(ctx, h.marks.due(newest, h.now(), false)) })
 	wg.Wait()
 }
 

@@ -900,6 +900,109 @@ func TestDeliverCachesEndpoint(t *testing.T) {
 	}
 }
 
+func TestDeliverKeepsDecryptedSecretsAcrossEndpointReads(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, allowLoopback, nil)
+	rc := newReceiver(t, nil)
+	first := newSecret(t)
+	ep := f.endpoint(t, rc.URL, time.Time{}, first)
+	deliver := func() {
+		t.Helper()
+		if failed := f.handle(t, message(t, job(ep, time.Now()), 1)); len(failed) != 0 {
+			t.Fatalf("failures: %v", failed)
+		}
+	}
+	deliver()
+	f.clock.advance(DefaultOptions().CacheTTL + time.Second)
+	deliver()
+	if reads, opens := f.source.n.Load(), f.opener.n.Load(); reads != 2 || opens != 1 {
+		t.Fatalf("after the endpoint cache expired: %d endpoint reads and %d decryptions, want 2 and 1 (the secret is kept)", reads, opens)
+	}
+
+	// A rotation stores a new ciphertext: it is decrypted once the endpoint is read again,
+	// and signs at once; the replaced one, still in its grace, comes from memory.
+	second := newSecret(t)
+	ct, err := f.box.Seal(f.ctx, tenant, ep.ID, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := ep
+	rotated.PreviousSecretCiphertext, rotated.PreviousSecretExpiresAt = ep.SecretCiphertext, f.clock.Now().Add(time.Hour)
+	rotated.SecretCiphertext, rotated.Version = ct, ep.Version+1
+	if err := f.endpoints.UpdateEndpoint(f.ctx, rotated, ep.Version, ep.URL); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.advance(DefaultOptions().CacheTTL + time.Second)
+	reqs := rc.requests()
+	deliver()
+	if opens := f.opener.n.Load(); opens != 2 {
+		t.Fatalf("after a rotation: %d decryptions in all, want 2 (only the new ciphertext)", opens)
+	}
+	last := rc.requests()[len(reqs)]
+	if err := verifier(t, second).Verify(last.body, last.header); err != nil {
+		t.Errorf("the new secret does not sign: %v", err)
+	}
+	if sigs := strings.Fields(last.header.Get("webhook-signature")); len(sigs) != 2 {
+		t.Errorf("%d signatures during the grace, want 2", len(sigs))
+	}
+
+	// Past SecretCacheTTL, secrets are decrypted again.
+	f.clock.advance(DefaultOptions().SecretCacheTTL)
+	deliver()
+	if opens := f.opener.n.Load(); opens != 4 {
+		t.Errorf("past the secret cache's TTL: %d decryptions in all, want 4", opens)
+	}
+}
+
+func TestDeliverCoalescesWatermarkWrites(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, allowLoopback, nil)
+	rc := newReceiver(t, nil)
+	ep := f.endpoint(t, rc.URL+"/a", time.Time{}, newSecret(t))
+	other := f.endpoint(t, rc.URL+"/b", time.Time{}, newSecret(t))
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	deliver := func(target domain.Endpoint, occurred time.Time) {
+		t.Helper()
+		if failed := f.handle(t, message(t, job(target, occurred), 1)); len(failed) != 0 {
+			t.Fatalf("failures: %v", failed)
+		}
+	}
+	wm := func() time.Time { t.Helper(); return f.get(t, ep).Watermark }
+
+	deliver(ep, base)
+	if !wm().Equal(base) {
+		t.Fatalf("watermark after the first success = %s, want %s at once", wm(), base)
+	}
+	deliver(ep, base.Add(time.Second))
+	if !wm().Equal(base) {
+		t.Fatalf("a second success within %s was written: watermark %s", DefaultOptions().WatermarkEvery, wm())
+	}
+	// The next batch after the period, whatever its endpoint, writes what waited.
+	f.clock.advance(DefaultOptions().WatermarkEvery)
+	deliver(other, base)
+	if !wm().Equal(base.Add(time.Second)) {
+		t.Fatalf("watermark after the period = %s, want %s", wm(), base.Add(time.Second))
+	}
+	// Flush (instance shutdown) writes what waits at once.
+	f.clock.advance(DefaultOptions().WatermarkEvery)
+	deliver(ep, base.Add(2*time.Second))
+	deliver(ep, base.Add(3*time.Second))
+	if !wm().Equal(base.Add(2 * time.Second)) {
+		t.Fatalf("watermark = %s, want %s", wm(), base.Add(2*time.Second))
+	}
+	f.h.Flush(f.ctx)
+	if !wm().Equal(base.Add(3 * time.Second)) {
+		t.Fatalf("watermark after Flush = %s, want %s", wm(), base.Add(3*time.Second))
+	}
+	// An older success (a replay) never moves it back, written or flushed.
+	deliver(ep, base.Add(-time.Hour))
+	f.clock.advance(DefaultOptions().WatermarkEvery)
+	f.h.Flush(f.ctx)
+	if !wm().Equal(base.Add(3 * time.Second)) {
+		t.Fatalf("an older success moved the watermark to %s", wm())
+	}
+}
+
 func TestDeliverSkipsMissingEndpoint(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, allowLoopback, nil)

@@ -311,3 +311,37 @@ func TestSenderIsTheGuardedSigner(t *testing.T) {
 		t.Fatalf("excerpt of 64: %+v", r)
 	}
 }
+
+func TestWatermarksCoalesce(t *testing.T) {
+	t.Parallel()
+	w := newWatermarks(5 * time.Second)
+	a, b := endpointKey{"t", "a"}, endpointKey{"t", "b"}
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	ev := func(s int) time.Time { return t0.Add(-time.Hour + time.Duration(s)*time.Second) }
+	check := func(step string, got, want map[endpointKey]time.Time) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: due %v, want %v", step, got, want)
+		}
+		for k, v := range want {
+			if !got[k].Equal(v) {
+				t.Fatalf("%s: due %v, want %v", step, got, want)
+			}
+		}
+	}
+	// The first success of an endpoint is written at once.
+	check("first batch", w.due(map[endpointKey]time.Time{a: ev(10)}, t0, false), map[endpointKey]time.Time{a: ev(10)})
+	// Within the period, later successes wait; an older one than written is dropped.
+	check("second batch", w.due(map[endpointKey]time.Time{a: ev(20)}, t0.Add(time.Second), false), nil)
+	check("older success", w.due(map[endpointKey]time.Time{a: ev(5)}, t0.Add(2*time.Second), false), nil)
+	// Another endpoint's batch after the period writes what waited, the newest value.
+	check("after the period", w.due(map[endpointKey]time.Time{b: ev(1)}, t0.Add(5*time.Second), false),
+		map[endpointKey]time.Time{a: ev(20), b: ev(1)})
+	// A failed write is put back and is due at the next batch, period or not.
+	w.retry(b, ev(1))
+	check("retry", w.due(nil, t0.Add(6*time.Second), false), map[endpointKey]time.Time{b: ev(1)})
+	// Flush (all) writes what waits regardless of the period.
+	check("waiting", w.due(map[endpointKey]time.Time{a: ev(30)}, t0.Add(7*time.Second), false), nil)
+	check("flush", w.due(nil, t0.Add(7*time.Second), true), map[endpointKey]time.Time{a: ev(30)})
+	check("nothing left", w.due(nil, t0.Add(time.Hour), true), nil)
+}

@@ -31,6 +31,9 @@ type APIOptions = apifn.Options
 // (workerfn.Options).
 type WorkerOptions = workerfn.Options
 
+// Shutdown is the work queue consumers leave for the end of their instance.
+type Shutdown = workerfn.Shutdown
+
 // SQSHandler is a queue consumer's Lambda handler.
 type SQSHandler = workerfn.SQSHandler
 

@@ -28,7 +28,9 @@ import (
 
 // startConsumers runs the three queue consumers the way Lambda's SQS event source does
 // (shared/dev/localsqs: batches of up to 10, partial failures honoured, visibility respected).
-func startConsumers(ctx context.Context, cfg config.Config, awsCfg aws.Config, stack *devstack.Stack, logger *slog.Logger) error {
+// The consumers register their shutdown work (the deliver function's waiting watermarks)
+// with shutdown, which make dev runs when it stops, as Lambda does on SIGTERM.
+func startConsumers(ctx context.Context, cfg config.Config, awsCfg aws.Config, stack *devstack.Stack, logger *slog.Logger, shutdown *wiring.Shutdown) error {
 	consumers := []struct {
 		name, queue string
 		build       func(config.Config, aws.Config, wiring.WorkerOptions) (wiring.SQSHandler, error)
@@ -43,7 +45,7 @@ func startConsumers(ctx context.Context, cfg config.Config, awsCfg aws.Config, s
 		if c.queue == "" {
 			return fmt.Errorf("template.yaml has no queue for the %s consumer", c.name)
 		}
-		h, err := c.build(cfg, awsCfg, wiring.WorkerOptions{Logger: logger.With("function", c.name)})
+		h, err := c.build(cfg, awsCfg, wiring.WorkerOptions{Logger: logger.With("function", c.name), Shutdown: shutdown})
 		if err != nil {
 			return fmt.Errorf("%s consumer: %w", c.name, err)
 		}

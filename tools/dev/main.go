@@ -100,7 +100,8 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if issuer != nil {
 		jwks = issuer.JWKSHandler()
 	}
-	if err := startConsumers(ctx, cfg, awsCfg, stack, logger); err != nil {
+	consumersDone := &wiring.Shutdown{}
+	if err := startConsumers(ctx, cfg, awsCfg, stack, logger, consumersDone); err != nil {
 		return err
 	}
 	env[config.IngestQueueURL.Name] = stack.Resources["IngestQueue"]
@@ -129,6 +130,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	fmt.Fprintln(os.Stderr, "\nstopping…")
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	consumersDone.Run(shutdown)
 	return srv.Shutdown(shutdown)
 }
 

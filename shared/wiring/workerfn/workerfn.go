@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -50,6 +51,47 @@ type Options struct {
 	// defaults: end-to-end tests shorten the retry schedule and the endpoint cache with it
 	// to walk hours of a tenant's day in seconds. The functions never set it.
 	TuneDelivery func(*delivery.Options)
+	// Shutdown, when set, collects what the consumer must do before its instance ends
+	// (the deliver function's waiting watermarks); the Lambda entry path runs it on SIGTERM.
+	Shutdown *Shutdown
+}
+
+// Shutdown is the work consumers leave for the end of their instance.
+type Shutdown struct {
+	mu    sync.Mutex
+	hooks []func(context.Context)
+}
+
+// Add registers f to run at shutdown.
+func (s *Shutdown) Add(f func(context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hooks = append(s.hooks, f)
+}
+
+// Run runs every registered hook, in order, within ctx.
+func (s *Shutdown) Run(ctx context.Context) {
+	s.mu.Lock()
+	hooks := append([]func(context.Context){}, s.hooks...)
+	s.mu.Unlock()
+	for _, f := range hooks {
+		f(ctx)
+	}
+}
+
+// Len is the number of registered hooks.
+func (s *Shutdown) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.hooks)
+}
+
+type shutdownKey struct{}
+
+// WithShutdown returns ctx carrying s: a consumer that a Function builds with it registers
+// its shutdown work with s (the Lambda entry path runs s on SIGTERM).
+func WithShutdown(ctx context.Context, s *Shutdown) context.Context {
+	return context.WithValue(ctx, shutdownKey{}, s)
 }
 
 func (o Options) logger() *slog.Logger {
@@ -67,11 +109,15 @@ type batchHandler interface {
 
 // consumer builds a queue consumer the one way all three are built: its package's New
 // checks d, and the returned handler writes the metrics the batch recorded (one EMF line)
-// after each batch. This is the only place a consumer's metrics are flushed.
+// after each batch. This is the only place a consumer's metrics are flushed. A handler with
+// a Flush method has it registered with o.Shutdown.
 func consumer[D any, H batchHandler](newHandler func(D) (H, error), d D, o Options) (SQSHandler, error) {
 	h, err := newHandler(d)
 	if err != nil {
 		return nil, err
+	}
+	if f, ok := any(h).(interface{ Flush(context.Context) }); ok && o.Shutdown != nil {
+		o.Shutdown.Add(f.Flush)
 	}
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		resp, err := h.Handle(ctx, ev)
@@ -86,11 +132,13 @@ func consumer[D any, H batchHandler](newHandler func(D) (H, error), d D, o Optio
 type Builder func(cfg config.Config, awsCfg aws.Config, o Options, svc coldstart.Services) (SQSHandler, error)
 
 // Function is the Lambda function of the consumer name (also its metrics' Function
-// dimension), built by build with the services its entry point passes.
+// dimension), built by build with the services its entry point passes, and with the
+// Shutdown the build context carries (WithShutdown), if any.
 func Function(name string, build Builder, services ...coldstart.Services) coldstart.Function[SQSHandler] {
 	svc := coldstart.Merge(services...)
-	return coldstart.Function[SQSHandler]{Name: name, NameKey: "function", Build: func(_ context.Context, b coldstart.Boot) (SQSHandler, error) {
-		return build(b.Config, b.AWS, Options{Logger: b.Logger, Metrics: metrics.New(os.Stdout, name)}, svc)
+	return coldstart.Function[SQSHandler]{Name: name, NameKey: "function", Build: func(ctx context.Context, b coldstart.Boot) (SQSHandler, error) {
+		sd, _ := ctx.Value(shutdownKey{}).(*Shutdown)
+		return build(b.Config, b.AWS, Options{Logger: b.Logger, Metrics: metrics.New(os.Stdout, name), Shutdown: sd}, svc)
 	}}
 }
 
