@@ -111,11 +111,3 @@ type RateDecision struct {
 	// admitted: a refused request may be retried from then on.
 	Reset time.Time
 }
-
-// PutResult reports what storing an ingested event found.
-type PutResult struct {
-	// Duplicate: the event was already stored (a producer retry or an SQS redelivery).
-	Duplicate bool
-	// FannedOut: the stored copy's jobs were all sent; meaningful when Duplicate.
-	FannedOut bool
-}

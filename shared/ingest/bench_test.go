@@ -15,8 +15,8 @@ import (
 )
 
 // BenchmarkIngestFanOut measures one invocation of a full batch (10 events of one tenant)
-// fanned out to 10 matching endpoints each, against the emulator: 10 PutItem, 1 Query,
-// 10 SendMessageBatch and 10 UpdateItem calls per operation. It measures the handler's
+// fanned out to 10 matching endpoints each, against the emulator: 1 BatchGetItem, 1 Query,
+// 10 SendMessageBatch and 10 PutItem calls per operation. It measures the handler's
 // overhead and call pattern more than AWS latency; the jobs are drained between operations.
 func BenchmarkIngestFanOut(b *testing.B) {
 	hs := newHarness(b)

@@ -1,10 +1,13 @@
-// Package ingest is the IngestQueue consumer: it validates each platform event, stores it
-// once in the Events table, and fans it out as one delivery job per subscribed endpoint.
+// Package ingest is the IngestQueue consumer: it validates each platform event, fans it out
+// as one delivery job per subscribed endpoint, and then stores it once in the Events table.
 //
-// Delivery is at least once. An event is marked fanned out only after every one of its
-// jobs reached the DeliveryQueue; until then a redelivered message fans it out again, and
-// receivers de-duplicate on webhook-id (the event id). A malformed event is moved to the
-// ingest DLQ with the reason and acknowledged, so it is neither retried forever nor lost.
+// Delivery is at least once. An event is stored only after every one of its jobs reached
+// the DeliveryQueue, so a stored event is a fanned-out event: a copy of one (a producer's
+// retry, an SQS redelivery, a redriven message) is recognised with one read and not fanned
+// out again, and an event whose fan-out or store failed is fanned out again when its
+// message comes back (receivers de-duplicate on webhook-id, the event id). One write per
+// event, no second one to mark it done. A malformed event is moved to the ingest DLQ with
+// the reason and acknowledged, so it is neither retried forever nor lost.
 package ingest
 
 import (
@@ -16,7 +19,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/eventtypes"
 	"github.com/datajetty/webhooks/shared/metrics"
@@ -25,8 +27,11 @@ import (
 
 // EventStore keeps events idempotently, keyed by (tenant, occurred_at, id).
 type EventStore interface {
-	Put(ctx context.Context, e domain.Event) (app.PutResult, error)
-	MarkFannedOut(ctx context.Context, e domain.Event) error
+	// Stored reports, for each event, whether a copy is stored. It may miss a copy stored
+	// a moment ago (an eventually consistent read): that costs a second fan-out, no event.
+	Stored(ctx context.Context, evs []domain.Event) ([]bool, error)
+	// Put stores the event unless a copy is stored (that copy is kept), reporting which.
+	Put(ctx context.Context, e domain.Event) (duplicate bool, err error)
 }
 
 // EndpointLister pages through a tenant's endpoints in id order.
@@ -151,10 +156,9 @@ type batch struct {
 // messages (and after five receives redrives them to the ingest DLQ).
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	b := h.parse(ctx, ev.Records)
-	results := h.store(ctx, b.valid)
-	b.group(ctx, h.log, results)
+	b.group(ctx, h.log, h.lookUp(ctx, b.valid))
 	h.sendJobs(ctx, b, h.buildJobs(ctx, b.pending))
-	h.markFannedOut(ctx, b.pending)
+	h.store(ctx, b.pending)
 	h.recordSkipped(ctx, b.pending)
 	resp := b.response()
 	h.log.InfoContext(ctx, "ingest batch done", "records", len(b.records), "events", len(b.valid), "fanned_out", len(b.pending),
@@ -185,34 +189,35 @@ func (h *Handler) parse(ctx context.Context, msgs []events.SQSMessage) *batch {
 	return b
 }
 
-// store stores every valid event (conditional puts, in parallel) and returns what each put
-// found; a record whose put failed is marked failed.
-func (h *Handler) store(ctx context.Context, valid []*record) []app.PutResult {
-	results := make([]app.PutResult, len(valid))
-	parallel(len(valid), func(i int) {
-		r := valid[i]
-		res, err := h.events.Put(ctx, r.event)
-		if err != nil {
+// lookUp reports which valid events are stored already (so fanned out in full). When the
+// lookup fails every valid record is marked failed: none is sent, all are retried.
+func (h *Handler) lookUp(ctx context.Context, valid []*record) []bool {
+	if len(valid) == 0 {
+		return nil
+	}
+	evs := make([]domain.Event, len(valid))
+	for i, r := range valid {
+		evs[i] = r.event
+	}
+	stored, err := h.events.Stored(ctx, evs)
+	if err != nil {
+		h.log.WarnContext(ctx, "look up events failed; the messages will be retried", "events", len(valid), "error", err)
+		for _, r := range valid {
 			r.failed = true
-			h.log.WarnContext(ctx, "store event failed; the message will be retried", eventAttrs(r, "error", err)...)
-			return
 		}
-		results[i] = res
-		if !res.Duplicate {
-			h.metrics.Add(metrics.EventsIngested, 1)
-		}
-	})
-	return results
+		return make([]bool, len(valid))
+	}
+	return stored
 }
 
 // group collects the events still to fan out, once per distinct event: not those whose
-// put failed, nor duplicates whose stored copy was already fanned out.
-func (b *batch) group(ctx context.Context, log *slog.Logger, results []app.PutResult) {
+// lookup failed, nor those already stored (a copy that was fanned out in full).
+func (b *batch) group(ctx context.Context, log *slog.Logger, stored []bool) {
 	for i, r := range b.valid {
 		switch {
 		case r.failed:
 			continue
-		case results[i].Duplicate && results[i].FannedOut:
+		case stored[i]:
 			log.DebugContext(ctx, "duplicate event already fanned out", eventAttrs(r)...)
 			continue
 		}
@@ -315,22 +320,26 @@ func (h *Handler) sendJobs(ctx context.Context, b *batch, jobs []domain.Delivery
 	}
 }
 
-// markFannedOut marks the fully sent events, then fails every message of an event that
-// is not marked. If marking fails the message is retried and fans out again: receivers
-// then see a duplicate (same webhook-id), which is better than an event that a later
-// redelivery would wrongly take as done.
-func (h *Handler) markFannedOut(ctx context.Context, pending []*fanOut) {
+// store stores the fully sent events (conditional puts, in parallel), then fails every
+// message of an event that is not stored. If storing fails the message is retried and fans
+// out again: receivers then see a duplicate (same webhook-id), which is better than an
+// event that a later copy would wrongly take as done.
+func (h *Handler) store(ctx context.Context, pending []*fanOut) {
 	parallel(len(pending), func(i int) {
 		f := pending[i]
 		if f.failed {
 			return
 		}
-		if err := h.events.MarkFannedOut(ctx, f.event); err != nil {
+		duplicate, err := h.events.Put(ctx, f.event)
+		if err != nil {
 			f.failed = true
-			h.log.WarnContext(ctx, "mark event fanned out failed; the message will be retried", fanAttrs(f, "error", err)...)
+			h.log.WarnContext(ctx, "store event failed; the message will be retried", fanAttrs(f, "error", err)...)
 			return
 		}
-		h.log.DebugContext(ctx, "event fanned out", fanAttrs(f, "jobs", f.jobs)...)
+		if !duplicate {
+			h.metrics.Add(metrics.EventsIngested, 1)
+		}
+		h.log.DebugContext(ctx, "event fanned out", fanAttrs(f, "jobs", f.jobs, "duplicate", duplicate)...)
 	})
 	for _, f := range pending {
 		if f.failed {

@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
 
-	"github.com/datajetty/webhooks/shared/app"
 	"github.com/datajetty/webhooks/shared/dev/localsqs"
 	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
@@ -257,10 +256,10 @@ func TestFanOutToMatchingActiveEndpoints(t *testing.T) {
 	if log, _, _ := hs.deliveries.List(context.Background(), "tenant-a", pausedElsewhere, "", 10, ""); len(log) != 0 {
 		t.Errorf("a disabled endpoint that does not subscribe got records: %+v", log)
 	}
-	// Stored and marked fanned out.
+	// Stored once fanned out.
 	e, _ := domain.ParseEvent([]byte(envelope("tenant-a", "evt_1", "export.done")))
-	if res, err := hs.events.Put(context.Background(), e); err != nil || !res.Duplicate || !res.FannedOut {
-		t.Errorf("stored event: Put = %+v, %v; want a fanned-out duplicate", res, err)
+	if stored, err := hs.events.Stored(context.Background(), []domain.Event{e}); err != nil || !stored[0] {
+		t.Errorf("after the fan-out: Stored = %v, %v; want stored", stored, err)
 	}
 
 	// An event nobody subscribes to: stored, no jobs, acknowledged.
@@ -393,8 +392,8 @@ func TestJobSendFailureIsRetried(t *testing.T) {
 		t.Fatalf("failed %v, want m-1", failed)
 	}
 	e1, _ := domain.ParseEvent([]byte(m1.body))
-	if res, err := hs.events.Put(context.Background(), e1); err != nil || !res.Duplicate || res.FannedOut {
-		t.Fatalf("evt_1: Put = %+v, %v; want stored but not fanned out", res, err)
+	if stored, err := hs.events.Stored(context.Background(), []domain.Event{e1}); err != nil || stored[0] {
+		t.Fatalf("evt_1: Stored = %v, %v; an event whose jobs did not all go out must not be stored", stored, err)
 	}
 	first := hs.jobs()
 	if len(first) != 3 {
@@ -412,8 +411,8 @@ func TestJobSendFailureIsRetried(t *testing.T) {
 	if len(got) != 5 || !covers(got, want) {
 		t.Errorf("jobs %v, want every endpoint for both events", got)
 	}
-	if res, err := hs.events.Put(context.Background(), e1); err != nil || !res.FannedOut {
-		t.Errorf("evt_1 after retry: Put = %+v, %v; want fanned out", res, err)
+	if stored, err := hs.events.Stored(context.Background(), []domain.Event{e1}); err != nil || !stored[0] {
+		t.Errorf("evt_1 after retry: Stored = %v, %v; want stored", stored, err)
 	}
 	// Fanned out: a further redelivery sends nothing.
 	if failed := hs.handle(m1); len(failed) != 0 {
@@ -441,15 +440,24 @@ func covers(got, want []string) bool {
 	return len(seen) == len(in)
 }
 
-// flakyStore fails Put for chosen events with a transient error.
+// flakyStore fails Put for chosen events, and Stored while lookups is set, with a
+// transient error.
 type flakyStore struct {
 	ingest.EventStore
-	fail map[string]bool
+	fail    map[string]bool
+	lookups bool
 }
 
-func (f flakyStore) Put(ctx context.Context, e domain.Event) (app.PutResult, error) {
+func (f flakyStore) Stored(ctx context.Context, evs []domain.Event) ([]bool, error) {
+	if f.lookups {
+		return nil, domain.Unavailable("database", fmt.Errorf("throttled"))
+	}
+	return f.EventStore.Stored(ctx, evs)
+}
+
+func (f flakyStore) Put(ctx context.Context, e domain.Event) (bool, error) {
 	if f.fail[e.ID] {
-		return app.PutResult{}, domain.Unavailable("database", fmt.Errorf("throttled"))
+		return false, domain.Unavailable("database", fmt.Errorf("throttled"))
 	}
 	return f.EventStore.Put(ctx, e)
 }
@@ -462,15 +470,47 @@ func TestTransientStoreErrorFailsOnlyThatRecord(t *testing.T) {
 		d.Events = flakyStore{EventStore: hs.events, fail: map[string]bool{"evt_1": true}}
 	})
 
-	failed := hs.handle(message{"m-1", envelope("tenant-a", "evt_1", "export.done")}, message{"m-2", envelope("tenant-a", "evt_2", "export.done")})
+	m1, m2 := message{"m-1", envelope("tenant-a", "evt_1", "export.done")}, message{"m-2", envelope("tenant-a", "evt_2", "export.done")}
+	failed := hs.handle(m1, m2)
 	if !reflect.DeepEqual(failed, []string{"m-1"}) {
 		t.Fatalf("failed %v, want m-1", failed)
 	}
-	if got := hs.jobs(); !reflect.DeepEqual(got, pairs("evt_2", a)) {
+	// The jobs went out before the store failed: evt_1 was delivered, not stored.
+	if got := hs.jobs(); !reflect.DeepEqual(got, sorted(append(pairs("evt_1", a), pairs("evt_2", a)...))) {
 		t.Errorf("jobs %v", got)
 	}
 	if logs := hs.logs.String(); !strings.Contains(logs, `"event_id":"evt_1"`) || !strings.Contains(logs, "throttled") {
 		t.Errorf("the failure is not logged with the event id:\n%s", logs)
+	}
+	// SQS redelivers m-1: not stored yet, so it fans out again (a duplicate for the
+	// receiver, never a loss) and is stored; m-2 is recognised as done.
+	hs.with(func(d *ingest.Deps) { d.Events = hs.events })
+	if failed := hs.handle(m1, m2); len(failed) != 0 {
+		t.Fatalf("retry failed %v", failed)
+	}
+	if got := hs.jobs(); !reflect.DeepEqual(got, pairs("evt_1", a)) {
+		t.Errorf("retry jobs %v, want evt_1's only", got)
+	}
+	if got := hs.stored("tenant-a"); !reflect.DeepEqual(got, []string{"evt_1", "evt_2"}) {
+		t.Errorf("stored %v", got)
+	}
+}
+
+func TestLookupFailureRetriesTheBatchUnsent(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	hs.endpoint("tenant-a", domain.StatusActive, "*")
+	hs.with(func(d *ingest.Deps) { d.Events = flakyStore{EventStore: hs.events, lookups: true} })
+	failed := hs.handle(message{"m-1", envelope("tenant-a", "evt_1", "export.done")}, message{"m-bad", "nope"},
+		message{"m-2", envelope("tenant-a", "evt_2", "export.done")})
+	if !reflect.DeepEqual(failed, []string{"m-1", "m-2"}) {
+		t.Fatalf("failed %v, want m-1 and m-2 (the malformed one is dead-lettered)", failed)
+	}
+	if got := hs.jobs(); len(got) != 0 {
+		t.Errorf("jobs %v sent although the events could not be looked up", got)
+	}
+	if got := hs.stored("tenant-a"); len(got) != 0 {
+		t.Errorf("stored %v", got)
 	}
 }
 

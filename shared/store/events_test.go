@@ -5,15 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"sort"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/datajetty/webhooks/shared/app"
+	"github.com/datajetty/webhooks/shared/dev/awsmeter"
 	"github.com/datajetty/webhooks/shared/domain"
 )
 
@@ -27,64 +32,57 @@ func newEvent(tenant, id string, at time.Time) domain.Event {
 	return domain.Event{ID: id, TenantID: tenant, Type: "export.done", OccurredAt: at, Data: json.RawMessage(`{"n":1}`)}
 }
 
-func TestEventPutDuplicateFannedOut(t *testing.T) {
+func TestEventPutOnceAndStored(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, db, table := newEvents(t)
 
 	e := newEvent("tenant-a", "evt_1", t0)
-	res, err := s.Put(ctx, e)
-	if err != nil || res != (app.PutResult{}) {
-		t.Fatalf("first Put = %+v, %v; want a new event", res, err)
+	if st, err := s.Stored(ctx, []domain.Event{e}); err != nil || st[0] {
+		t.Fatalf("Stored before Put = %v, %v", st, err)
 	}
-	res, err = s.Put(ctx, e)
-	if err != nil || res != (app.PutResult{Duplicate: true}) {
-		t.Fatalf("second Put = %+v, %v; want a duplicate not fanned out", res, err)
-	}
-	if err := s.MarkFannedOut(ctx, e); err != nil {
-		t.Fatal(err)
+	if dup, err := s.Put(ctx, e); err != nil || dup {
+		t.Fatalf("first Put = %v, %v; want a new event", dup, err)
 	}
 	// A producer retry resends the same envelope; different content under the same key is
 	// still the same event, and the stored copy wins.
 	again := e
 	again.Data = json.RawMessage(`{"n":2}`)
-	res, err = s.Put(ctx, again)
-	if err != nil || res != (app.PutResult{Duplicate: true, FannedOut: true}) {
-		t.Fatalf("Put after MarkFannedOut = %+v, %v; want a fanned-out duplicate", res, err)
+	if dup, err := s.Put(ctx, again); err != nil || !dup {
+		t.Fatalf("second Put = %v, %v; want a duplicate", dup, err)
 	}
-
-	// The fallback read, when DynamoDB does not return the old item.
-	bare := NewEvents(bareErrors(t), table)
-	if res, err := bare.Put(ctx, e); err != nil || res != (app.PutResult{Duplicate: true, FannedOut: true}) {
-		t.Fatalf("Put without ALL_OLD = %+v, %v", res, err)
-	}
-
 	// The same id at another instant is another event (the key is tenant, occurred_at, id).
-	if res, err := s.Put(ctx, newEvent("tenant-a", "evt_1", t0.Add(time.Nanosecond))); err != nil || res.Duplicate {
-		t.Fatalf("Put at another instant = %+v, %v; want a new event", res, err)
+	later := newEvent("tenant-a", "evt_1", t0.Add(time.Nanosecond))
+	if dup, err := s.Put(ctx, later); err != nil || dup {
+		t.Fatalf("Put at another instant = %v, %v; want a new event", dup, err)
+	}
+	// Stored looks up a batch at once, the same event twice included.
+	unknown := newEvent("tenant-a", "evt_2", t0)
+	other := newEvent("tenant-b", "evt_1", t0)
+	if st, err := s.Stored(ctx, []domain.Event{e, unknown, later, e, other}); err != nil || !reflect.DeepEqual(st, []bool{true, false, true, true, false}) {
+		t.Fatalf("Stored = %v, %v", st, err)
+	}
+	evs, _ := drain(t, s, "tenant-a", t0.Add(-time.Hour), t0.Add(time.Hour), 10)
+	if len(evs) != 2 || string(evs[0].Data) != `{"n":1}` || !evs[0].OccurredAt.Equal(t0) || evs[0].Type != "export.done" || evs[0].TenantID != "tenant-a" {
+		t.Fatalf("stored events %+v", evs)
 	}
 
-	// The stored item: attributes and TTL.
+	// The stored item: compact, keys sharded, TTL.
 	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: eventKey(e)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{
-		"pk":          "8:tenant-a#2026-03-14T15",
-		"sk":          "2026-03-14T15:09:26.535897932Z#evt_1",
-		"event_id":    "evt_1",
-		"tenant_id":   "tenant-a",
-		"type":        "export.done",
-		"occurred_at": "2026-03-14T15:09:26.535897932Z",
-		"data":        `{"n":1}`,
+	wantPK := "8:tenant-a#2026-03-14T15"
+	if sh := shardOf("evt_1"); sh > 0 {
+		wantPK += "#" + strconv.Itoa(sh)
 	}
-	for k, v := range want {
+	for k, v := range map[string]string{"pk": wantPK, "sk": "2026-03-14T15:09:26.535897932Z#evt_1", "t": "export.done", "d": `{"n":1}`} {
 		if got, _ := out.Item[k].(*types.AttributeValueMemberS); got == nil || got.Value != v {
 			t.Errorf("%s = %#v, want %q", k, out.Item[k], v)
 		}
 	}
-	if got, _ := out.Item["fanned_out"].(*types.AttributeValueMemberBOOL); got == nil || !got.Value {
-		t.Errorf("fanned_out = %#v, want true", out.Item["fanned_out"])
+	if len(out.Item) != 5 {
+		t.Errorf("item has %d attributes, want pk, sk, t, d and expires_at: %v", len(out.Item), out.Item)
 	}
 	// t0 is long past, so the retention counts from when the event was stored.
 	lo, hi := domain.EventExpiry(domain.Event{}, time.Now().Add(-time.Minute)).Unix(), domain.EventExpiry(domain.Event{}, time.Now()).Unix()
@@ -97,11 +95,138 @@ func TestEventPutDuplicateFannedOut(t *testing.T) {
 	}
 }
 
-func TestEventMarkFannedOutMissing(t *testing.T) {
+// TestEventItemFitsOneWriteUnit: a 1 KiB envelope of the JSON platform events are made of
+// is stored compressed, in one write unit, and read back byte for byte; data that does
+// not compress is stored as it is.
+func TestEventItemFitsOneWriteUnit(t *testing.T) {
 	t.Parallel()
-	s, _, _ := newEvents(t)
-	err := s.MarkFannedOut(context.Background(), newEvent("tenant-a", "evt_none", t0))
-	wantKind(t, err, domain.ErrNotFound)
+	ctx := context.Background()
+	s, db, table := newEvents(t)
+	var files []string
+	for i := range 8 {
+		files = append(files, fmt.Sprintf(`{"path":"s3://datajetty-exports/tenant-a/orders/exp_42/part-%05d.parquet","rows":%d,"bytes":%d}`, i, 1000+i*37, 200000+i*4099))
+	}
+	data := `{"export_id":"exp_42","dataset":"orders","format":"parquet","files":[` + strings.Join(files, ",") + `]}`
+	big := newEvent("tenant-a", "evt_big", t0)
+	big.Data = json.RawMessage(data)
+	envelope, _ := json.Marshal(big)
+	if len(envelope) < 1000 || len(envelope) > 1100 {
+		t.Fatalf("test envelope is %d bytes, want about 1 KiB", len(envelope))
+	}
+	small := newEvent("tenant-a", "evt_small", t0.Add(time.Second)) // {"n":1}: deflate would grow it
+	for _, e := range []domain.Event{big, small} {
+		if _, err := s.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: eventKey(big)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := out.Item["z"].(*types.AttributeValueMemberB); !ok || out.Item["d"] != nil {
+		t.Errorf("a compressible event is stored as %v, want compressed data (z)", out.Item)
+	}
+	if size := awsmeter.ItemSize(out.Item); size > 1024 {
+		t.Errorf("the item of a %d-byte envelope is %d bytes: over one write unit", len(envelope), size)
+	}
+	evs, _ := drain(t, s, "tenant-a", t0.Add(-time.Hour), t0.Add(time.Hour), 10)
+	if len(evs) != 2 || string(evs[0].Data) != data || string(evs[1].Data) != `{"n":1}` {
+		t.Fatalf("read back %q and %q", evs[0].Data, evs[1].Data)
+	}
+}
+
+// TestEventPageReadsItemsStoredBeforeSharding: events written with the earlier layout
+// (hour key without shard, long attribute names) are read as part of shard 0.
+func TestEventPageReadsItemsStoredBeforeSharding(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, db, table := newEvents(t)
+	old := newEvent("tenant-a", "evt_old", t0)
+	item := map[string]types.AttributeValue{
+		"pk": str(tenantKey("tenant-a", t0.Format(bucketLayout))), "sk": str(eventSK(old)),
+		"event_id": str("evt_old"), "tenant_id": str("tenant-a"), "type": str("export.done"),
+		"occurred_at": str("2026-03-14T15:09:26.535897932Z"), "data": str(`{"legacy":true}`),
+		"fanned_out": &types.AttributeValueMemberBOOL{Value: true}, "expires_at": &types.AttributeValueMemberN{Value: "4102444800"},
+	}
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: item}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, newEvent("tenant-a", "evt_new", t0.Add(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := drain(t, s, "tenant-a", t0.Add(-time.Hour), t0.Add(time.Hour), 1)
+	if ids(evs) != "evt_old evt_new" || string(evs[0].Data) != `{"legacy":true}` || evs[0].Type != "export.done" || !evs[0].OccurredAt.Equal(t0) {
+		t.Fatalf("read %s: %+v", ids(evs), evs)
+	}
+}
+
+// TestEventPageMergesShardsInOrder: a busy tenant's events spread over every shard; paging
+// returns each exactly once, in occurred_at then id order, whatever the page size, and a
+// resumed walk neither repeats nor skips.
+func TestEventPageMergesShardsInOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, db, table := newEvents(t)
+	base := time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(7, 11))
+	var want []domain.Event
+	for i := range 120 {
+		// Over three hours, many sharing an instant (whole seconds) so that ties are
+		// broken by id across shards.
+		at := base.Add(time.Duration(rng.IntN(3*3600)) * time.Second)
+		if i%5 == 0 && len(want) > 0 {
+			at = want[rng.IntN(len(want))].OccurredAt
+		}
+		e := newEvent("tenant-a", fmt.Sprintf("evt_%04d", rng.IntN(10000)*1000+i), at)
+		want = append(want, e)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(want))
+	for _, e := range want {
+		wg.Go(func() {
+			if _, err := s.Put(ctx, e); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	sort.Slice(want, func(i, j int) bool { return eventSK(want[i]) < eventSK(want[j]) })
+
+	// Every shard holds some of them.
+	for sh := range EventShards {
+		out, err := db.Query(ctx, &dynamodb.QueryInput{TableName: &table, KeyConditionExpression: aws.String("pk = :pk"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(shardPK("tenant-a", base.Add(time.Hour), sh))}, Select: types.SelectCount})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Count == 0 {
+			t.Errorf("shard %d of hour 11 is empty: the events do not spread", sh)
+		}
+	}
+	for _, limit := range []int{4, 25, 1000} {
+		got, calls := drain(t, s, "tenant-a", base, base.Add(3*time.Hour), limit)
+		if ids(got) != ids(want) {
+			t.Fatalf("limit %d: got %d events, want %d, in order, once each", limit, len(got), len(want))
+		}
+		if max := len(want)/limit + 1; calls > max {
+			t.Errorf("limit %d: %d calls, want at most %d", limit, calls, max)
+		}
+	}
+	// A sub-range starting inside an hour and a cursor taken in the middle of a shard merge.
+	from, until := want[17].OccurredAt, want[100].OccurredAt
+	var sub []domain.Event
+	for _, e := range want {
+		if !e.OccurredAt.Before(from) && e.OccurredAt.Before(until) {
+			sub = append(sub, e)
+		}
+	}
+	if got, _ := drain(t, s, "tenant-a", from, until, 9); ids(got) != ids(sub) {
+		t.Fatalf("sub-range: got %d events, want %d", len(got), len(sub))
+	}
 }
 
 func TestEventPutStoreDown(t *testing.T) {
@@ -110,6 +235,8 @@ func TestEventPutStoreDown(t *testing.T) {
 	_, err := s.Put(context.Background(), newEvent("tenant-a", "evt_1", t0))
 	wantKind(t, err, domain.ErrUnavailable)
 	_, _, err = s.Page(context.Background(), "tenant-a", t0, t0.Add(time.Hour), "", 10)
+	wantKind(t, err, domain.ErrUnavailable)
+	_, err = s.Stored(context.Background(), []domain.Event{newEvent("tenant-a", "evt_1", t0)})
 	wantKind(t, err, domain.ErrUnavailable)
 }
 
