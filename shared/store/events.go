@@ -462,5 +462,5 @@ func (s *Events) Get(ctx context.Context, tenantID string, ref domain.EventRef, 
 	if it.ExpiresAt <= now.Unix() {
 		return domain.Event{}, gone
 	}
-	return it.toDomain()
+	return it.toDomain(tenantID)
 }

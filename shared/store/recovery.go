@@ -16,9 +16,6 @@ import (
 	"github.com/datajetty/webhooks/shared/domain"
 )
 
-// maxBatchGet is DynamoDB's BatchGetItem limit.
-const maxBatchGet = 100
-
 // Recovery reads the events whose latest delivery to an endpoint did not succeed, in time
 // order: a page of the endpoint's unsucceeded index (deliveries table), then those events
 // from the events table. It serves a replay with only_failed, which so reads the failures
@@ -128,7 +125,7 @@ func (s *Events) GetMany(ctx context.Context, tenantID string, refs []domain.Eve
 				if it.ExpiresAt <= now.Unix() {
 					continue
 				}
-				e, err := it.toDomain()
+				e, err := it.toDomain(tenantID)
 				if err != nil {
 					return nil, err
 				}

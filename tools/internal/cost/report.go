@@ -77,11 +77,11 @@ func Price(res *Result, p PriceTable) *Breakdown {
 			b.add(row)
 		}
 	}
-	for _, fn := range []string{"ingest", "deliver"} {
+	for _, fn := range []string{"ingest", "deliver", "replay-worker"} {
 		inv := float64(res.Invocations[fn]) * per
-		millis := res.Scenario.IngestMillis
-		if fn == "deliver" {
-			millis = res.Scenario.DeliverMillis
+		millis := map[string]float64{"ingest": res.Scenario.IngestMillis, "deliver": res.Scenario.DeliverMillis, "replay-worker": res.Scenario.ReplayMillis}[fn]
+		if inv == 0 {
+			continue
 		}
 		gbs := inv * millis / 1000 * float64(res.MemoryMB[fn]) / 1024
 		usd := (inv*p.lambdaRequest() + gbs*p.LambdaGBSecond) * perMillion
@@ -214,7 +214,7 @@ func Markdown(bs []*Breakdown) string {
 
 // sourceOrder sorts rows along the pipeline.
 func sourceOrder(s string) int {
-	for i, x := range []string{SourceProducer, SourceIngestESM, SourceIngest, "ingest", SourceDeliverESM, SourceDeliver, "deliver"} {
+	for i, x := range []string{SourceProducer, SourceIngestESM, SourceIngest, "ingest", SourceReplayESM, SourceReplayWorker, "replay-worker", SourceDeliverESM, SourceDeliver, "deliver"} {
 		if s == x {
 			return i
 		}

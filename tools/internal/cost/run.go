@@ -39,6 +39,9 @@ const (
 	SourceIngestESM  = "ingest ESM"
 	SourceDeliver    = "deliver"
 	SourceDeliverESM = "deliver ESM"
+	// The replay scenario's.
+	SourceReplayWorker = "replay-worker"
+	SourceReplayESM    = "replay-worker ESM"
 )
 
 // Result is what one scenario's run counted.
@@ -98,6 +101,8 @@ type runner struct {
 	issuer   *devissuer.Issuer
 	received *receiver
 	closers  []func()
+	// matching are the ids of each tenant's matching endpoints, by tenant.
+	matching map[string][]string
 }
 
 func (r *runner) run(ctx context.Context, tmpl *devstack.Template) (*Result, error) {
@@ -134,9 +139,12 @@ func (r *runner) run(ctx context.Context, tmpl *devstack.Template) (*Result, err
 		Handler: counted("ingest", ingestH), BatchSize: sc.Batch, Logger: r.log,
 	}
 	deliverESM := sqs.NewFromConfig(meter.Attach(r.base, SourceDeliverESM))
+	// The instances end with the run, as Lambda ends them (SIGTERM): what they left for
+	// their shutdown (waiting watermarks) is written, and counted, at the end.
+	shutdown := &wiring.Shutdown{}
 	var delivers []*localsqs.Poller
 	for range sc.Instances {
-		h, err := wiring.Deliver(r.cfg, meter.Attach(r.base, SourceDeliver), wiring.WorkerOptions{Logger: r.log, Now: r.sim.now})
+		h, err := wiring.Deliver(r.cfg, meter.Attach(r.base, SourceDeliver), wiring.WorkerOptions{Logger: r.log, Now: r.sim.now, Shutdown: shutdown})
 		if err != nil {
 			return nil, err
 		}
@@ -183,6 +191,29 @@ func (r *runner) run(ctx context.Context, tmpl *devstack.Template) (*Result, err
 		}
 		r.sim.advance(time.Duration(float64(group) / sc.Rate * float64(time.Second)))
 	}
+	if sc.Replay {
+		// What the scenario measures is the replay: the pipeline's own run above only
+		// stored the events.
+		worker, err := wiring.ReplayWorker(r.cfg, meter.Attach(r.base, SourceReplayWorker), opts)
+		if err != nil {
+			return nil, err
+		}
+		poller := &localsqs.Poller{
+			Client: sqs.NewFromConfig(meter.Attach(r.base, SourceReplayESM)), QueueURL: r.stack.Resources["ReplayQueue"],
+			Handler: counted("replay-worker", worker), BatchSize: 1, Timeout: 2 * time.Minute, Logger: r.log,
+		}
+		if _, err := poller.Once(ctx); err != nil {
+			return nil, err
+		}
+		shutdown.Run(ctx)
+		meter.Reset()
+		invocations = map[string]int{}
+		r.received.reset()
+		if err := r.replay(ctx, start.Add(-time.Minute), poller, delivers); err != nil {
+			return nil, err
+		}
+	}
+	shutdown.Run(ctx)
 	if err := meter.Err(); err != nil {
 		return nil, err
 	}
@@ -280,6 +311,7 @@ func (r *runner) serve(ctx context.Context) error {
 
 // register gives each tenant its matching endpoints and one that does not match.
 func (r *runner) register() error {
+	r.matching = map[string][]string{}
 	for t := range r.sc.Tenants {
 		tenant := tenantID(t)
 		tok, err := r.issuer.Mint(tenant, []string{api.ScopeWrite}, time.Hour)
@@ -291,22 +323,91 @@ func (r *runner) register() error {
 			if k == r.sc.Endpoints {
 				patterns = []string{"import.*"}
 			}
-			body, _ := json.Marshal(map[string]any{"url": fmt.Sprintf("%s/hooks/%s/%d", r.received.url, tenant, k), "events": patterns})
-			req, _ := http.NewRequest(http.MethodPost, r.apiURL+"/endpoints", bytes.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+tok)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
+			msg, err := r.post(tok, "/endpoints", map[string]any{"url": fmt.Sprintf("%s/hooks/%s/%d", r.received.url, tenant, k), "events": patterns}, http.StatusCreated)
 			if err != nil {
-				return err
+				return fmt.Errorf("register an endpoint of %s: %w", tenant, err)
 			}
-			msg, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated {
-				return fmt.Errorf("register an endpoint of %s: %d %s", tenant, resp.StatusCode, msg)
+			var ep struct {
+				ID string `json:"endpoint_id"`
+			}
+			if err := json.Unmarshal(msg, &ep); err != nil || ep.ID == "" {
+				return fmt.Errorf("register an endpoint of %s: no endpoint_id in %s", tenant, msg)
+			}
+			if k < r.sc.Endpoints {
+				r.matching[tenant] = append(r.matching[tenant], ep.ID)
 			}
 		}
 	}
 	return nil
+}
+
+// replay asks for a replay of every matching endpoint from before the first event
+// (uncounted: the API's calls are not the pipeline's), then runs the replay worker and the
+// deliver function until both queues are empty.
+func (r *runner) replay(ctx context.Context, from time.Time, worker *localsqs.Poller, delivers []*localsqs.Poller) error {
+	for t := range r.sc.Tenants {
+		tenant := tenantID(t)
+		tok, err := r.issuer.Mint(tenant, []string{api.ScopeReplay}, time.Hour)
+		if err != nil {
+			return err
+		}
+		for _, id := range r.matching[tenant] {
+			if _, err := r.post(tok, "/replay", map[string]any{"endpoint_id": id, "from": from.UTC().Format(time.RFC3339)}, http.StatusAccepted); err != nil {
+				return fmt.Errorf("replay to an endpoint of %s: %w", tenant, err)
+			}
+		}
+	}
+	next := 0
+	for idle := 0; idle < 2; {
+		n, err := worker.Once(ctx)
+		if err != nil {
+			return fmt.Errorf("replay worker: %w", err)
+		}
+		handled := n
+		for {
+			p := delivers[next%len(delivers)]
+			next++
+			m, err := p.Once(ctx)
+			if err != nil {
+				return fmt.Errorf("deliver: %w", err)
+			}
+			handled += m
+			if m == 0 {
+				break
+			}
+		}
+		if handled == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+	}
+	return nil
+}
+
+// post sends body as JSON to the API path with the token and returns the answer, which
+// must have status want.
+func (r *runner) post(token, path string, body any, want int) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(http.MethodPost, r.apiURL+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%d %s", resp.StatusCode, msg)
+	}
+	return msg, nil
 }
 
 // logical names resources by their template logical id instead of this run's names.
@@ -330,7 +431,7 @@ func (r *runner) logical(lines []awsmeter.Line) []awsmeter.Line {
 func memorySizes(t *devstack.Template) map[string]int {
 	out := map[string]int{}
 	global, _ := t.GlobalFunction["MemorySize"].(int)
-	for fn, id := range map[string]string{"ingest": "IngestFunction", "deliver": "DeliverFunction"} {
+	for fn, id := range map[string]string{"ingest": "IngestFunction", "deliver": "DeliverFunction", "replay-worker": "ReplayWorkerFunction"} {
 		out[fn] = global
 		if m, ok := t.Resources[id].Properties["MemorySize"].(int); ok {
 			out[fn] = m
@@ -369,6 +470,13 @@ func (rc *receiver) count() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return len(rc.seen)
+}
+
+// reset forgets the deliveries seen so far (a replay sends the same ones again).
+func (rc *receiver) reset() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.seen = map[string]bool{}
 }
 
 // clock is the deliver function's simulated clock.

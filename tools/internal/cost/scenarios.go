@@ -18,7 +18,7 @@ type Scenario struct {
 	Tenants, Endpoints int
 	// Events is how many events are published; Envelope is each one's size in bytes.
 	Events, Envelope int
-	// Incompressible fills the events' data with random characters instead of the
+	// Incompressible fills the events' data with random base64 text instead of the
 	// realistic, repetitive JSON of an export.done event.
 	Incompressible bool
 	// Batch is how many events a producer sends per call (and the ingest function gets per
@@ -35,8 +35,13 @@ type Scenario struct {
 	// own caches; deliver batches go to them in turn.
 	Instances int
 	// IngestMillis and DeliverMillis are the assumed billed duration of one invocation
-	// (Lambda time is not measured here: the emulator's latency is not AWS's).
-	IngestMillis, DeliverMillis float64
+	// (Lambda time is not measured here: the emulator's latency is not AWS's);
+	// ReplayMillis is the replay worker's per invocation.
+	IngestMillis, DeliverMillis, ReplayMillis float64
+	// Replay measures, instead of the events' first delivery, a replay of every matching
+	// endpoint from before the first event (POST /replay, then the replay worker and the
+	// deliver function): the cost per replayed delivery.
+	Replay bool
 }
 
 // Typical is the scenario the goals are set for.
@@ -60,9 +65,19 @@ var Scenarios = []Scenario{
 		IngestMillis: 100, DeliverMillis: 300,
 	},
 	{
-		Name: "incompressible", Title: "as typical, but 1 KiB of random (incompressible) data",
+		Name: "random-data", Title: "as typical, but the data is random base64 text (compresses only about 25 %)",
 		Tenants: 10, Endpoints: 1, Events: 500, Envelope: 1024, Incompressible: true, Batch: 10, DeliverBatch: 10, Rate: 100, Instances: 2,
 		IngestMillis: 100, DeliverMillis: 300,
+	},
+	{
+		Name: "4-kib", Title: "as typical, but 4 KiB envelopes",
+		Tenants: 10, Endpoints: 1, Events: 300, Envelope: 4096, Batch: 10, DeliverBatch: 10, Rate: 100, Instances: 2,
+		IngestMillis: 100, DeliverMillis: 300,
+	},
+	{
+		Name: "replay", Title: "replay: the stored events of 10 endpoints sent again (per replayed delivery)",
+		Tenants: 10, Endpoints: 1, Events: 1000, Envelope: 1024, Batch: 10, DeliverBatch: 10, Rate: 100, Instances: 2,
+		IngestMillis: 100, DeliverMillis: 300, ReplayMillis: 1000, Replay: true,
 	},
 	{
 		Name: "low-traffic", Title: "low traffic: one event a minute, each for another tenant, sent alone; batches of 1",
