@@ -139,6 +139,11 @@ func newSystemWith(t *testing.T, routes []string, tune ...func(*deliverypkg.Opti
 	s.origin, s.api = srv.URL, srv.URL+api.BasePath
 	poller := func(queue, name string, build func(config.Config, aws.Config, wiring.WorkerOptions) (wiring.SQSHandler, error)) *localsqs.Poller {
 		o := wiring.WorkerOptions{Logger: logger, Metrics: metrics.New(s.emf[name], name)}
+		// Every batch writes its watermarks: these tests read the watermark right after the
+		// deliveries they make, with no later batch to write a coalesced one (in AWS it waits
+		// for the instance's next batch or its SIGTERM; TestDeliverCoalescesWatermarkWrites
+		// and TestShutdownWorkRunsOnSIGTERM cover that, docs/events.md says it).
+		tune := append([]func(*deliverypkg.Options){func(d *deliverypkg.Options) { d.WatermarkEvery = 0 }}, tune...)
 		for _, f := range tune {
 			prev := o.TuneDelivery
 			o.TuneDelivery = func(d *deliverypkg.Options) {
