@@ -28,6 +28,8 @@ type endpointView struct {
 	Status                  string   `json:"status"`
 	DisabledReason          string   `json:"disabled_reason,omitempty"`
 	DisabledDetail          string   `json:"disabled_detail,omitempty"`
+	Failing                 bool     `json:"failing"`
+	FailingSince            string   `json:"failing_since,omitempty"`
 	Version                 int64    `json:"version"`
 	CreatedAt               string   `json:"created_at"`
 	UpdatedAt               string   `json:"updated_at"`
@@ -51,6 +53,9 @@ func viewEndpoint(ep domain.Endpoint, now time.Time) endpointView {
 		Version:        ep.Version,
 		CreatedAt:      ts(ep.CreatedAt),
 		UpdatedAt:      ts(ep.UpdatedAt),
+	}
+	if !ep.FailingSince.IsZero() {
+		v.Failing, v.FailingSince = true, ts(ep.FailingSince)
 	}
 	if !ep.Watermark.IsZero() {
 		w := ts(ep.Watermark)

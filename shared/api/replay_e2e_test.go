@@ -112,7 +112,7 @@ func TestReplayDefaultsToTheWatermark(t *testing.T) {
 		t.Fatalf("field %q, want from", r.str("field"))
 	}
 	mark := time.Now().Add(-10 * time.Minute).UTC().Truncate(time.Millisecond)
-	if err := store.NewEndpoints(dynamodb.NewFromConfig(w.aws), w.env["WEBHOOKS_ENDPOINTS_TABLE"]).AdvanceWatermark(context.Background(), "acme", id, mark); err != nil {
+	if _, err := store.NewEndpoints(dynamodb.NewFromConfig(w.aws), w.env["WEBHOOKS_ENDPOINTS_TABLE"]).AdvanceWatermark(context.Background(), "acme", id, mark); err != nil {
 		t.Fatal(err)
 	}
 	r = c.do("POST", "/replay", "acme", map[string]any{"endpoint_id": id, "only_failed": true}, nil)

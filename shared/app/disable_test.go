@@ -2,9 +2,11 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
+	"github.com/datajetty/webhooks/shared/dev/memstore"
 	"github.com/datajetty/webhooks/shared/domain"
 )
 
@@ -72,5 +74,40 @@ func TestEnableRunsTheHandshake(t *testing.T) {
 	}
 	if _, err := f.endpoints.Enable(ctx, "tenant-b", ep.ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("another tenant's endpoint: %v", err)
+	}
+}
+
+// TestDisableNotifiesOnce: the call that pauses the endpoint publishes one
+// webhooks.endpoint.disabled (reason tenant, no last error); a repeat publishes nothing; a
+// failed publish leaves the endpoint disabled and the request successful.
+func TestDisableNotifiesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture()
+	n := &memstore.Notifier{}
+	f.endpoints.Notifier = n
+	ep := f.endpoint(t, tenant, "https://example.com/hook", secret(t), domain.StatusActive)
+	if _, _, err := f.endpoints.Disable(ctx, tenant, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.endpoints.Disable(ctx, tenant, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := n.Published()
+	if len(got) != 1 || got[0].Type != domain.TypeEndpointDisabled || got[0].TenantID != tenant || domain.NotificationSubject(got[0]) != ep.ID {
+		t.Fatalf("published %+v, want one webhooks.endpoint.disabled about %s", got, ep.ID)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(got[0].Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if data["reason"] != "tenant" || data["url"] != ep.URL || data["detail"] != "paused by the tenant" || data["last_error"] != nil {
+		t.Fatalf("data %v", data)
+	}
+
+	other := f.endpoint(t, tenant, "https://example.com/other", secret(t), domain.StatusActive)
+	n.Err = errors.New("queue down")
+	if got, changed, err := f.endpoints.Disable(ctx, tenant, other.ID); err != nil || !changed || got.Status != domain.StatusDisabled {
+		t.Fatalf("disable with the notifier down: %+v %v %v; want disabled and no error", got, changed, err)
 	}
 }

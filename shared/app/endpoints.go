@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/datajetty/webhooks/shared/domain"
@@ -19,7 +20,12 @@ type Endpoints struct {
 	URLPolicy  domain.URLPolicy
 	// EventTypes is the catalog subscription patterns must match (nil: the built-in one).
 	EventTypes *eventtypes.Catalog
-	Now        func() time.Time
+	// Notifier publishes webhooks.endpoint.disabled when the tenant pauses an endpoint (nil:
+	// none; the disable function always has one).
+	Notifier Notifier
+	// Logger logs a notification that could not be published (nil: slog.Default()).
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 func (s *Endpoints) catalog() *eventtypes.Catalog {
@@ -270,9 +276,22 @@ func (s *Endpoints) Disable(ctx context.Context, tenantID, endpointID string) (e
 	if !domain.ValidID(domain.EndpointIDPrefix, endpointID) {
 		return domain.Endpoint{}, false, domain.NotFound("endpoint %s not found", endpointID)
 	}
-	ep, changed, err = s.Store.Disable(ctx, tenantID, endpointID, domain.DisabledByTenant, tenantDisabledDetail, s.Now().UTC())
+	now := s.Now().UTC()
+	ep, changed, err = s.Store.Disable(ctx, tenantID, endpointID, domain.DisabledByTenant, tenantDisabledDetail, now)
 	if err != nil {
 		return domain.Endpoint{}, false, fmt.Errorf("disable endpoint %s: %w", endpointID, err)
+	}
+	if changed && s.Notifier != nil {
+		// Once, by the call that disabled it. The endpoint is disabled whatever happens
+		// here, so a failed publish is logged rather than failing the request (a retry
+		// would find it already disabled and publish nothing either).
+		if err := s.Notifier.Publish(ctx, domain.EndpointDisabledEvent(ep, domain.DisabledByTenant, tenantDisabledDetail, nil, now)); err != nil {
+			logger := s.Logger
+			if logger == nil {
+				logger = slog.Default()
+			}
+			logger.ErrorContext(ctx, "publish notification", "type", domain.TypeEndpointDisabled, "tenant_id", tenantID, "endpoint_id", endpointID, "error", err)
+		}
 	}
 	return ep, changed, nil
 }

@@ -111,3 +111,9 @@ type RateDecision struct {
 	// admitted: a refused request may be retried from then on.
 	Reset time.Time
 }
+
+// Notifier publishes the service's own events about endpoints to the IngestQueue
+// (shared/queue.ServiceEvents).
+type Notifier interface {
+	Publish(ctx context.Context, e domain.Event) error
+}

@@ -29,6 +29,7 @@ type Config struct {
 	DeliveriesTable  string
 	IngestDLQURL     string
 	DeliveryQueueURL string
+	IngestQueueURL   string
 
 	JWKSURL     string
 	JWTIssuer   string
@@ -122,6 +123,9 @@ var (
 	DeliveriesTable  = text("WEBHOOKS_DELIVERIES_TABLE", Deployed, func(c *Config) *string { return &c.DeliveriesTable })
 	IngestDLQURL     = text("WEBHOOKS_INGEST_DLQ_URL", Deployed, func(c *Config) *string { return &c.IngestDLQURL })
 	DeliveryQueueURL = text("WEBHOOKS_DELIVERY_QUEUE_URL", Deployed, func(c *Config) *string { return &c.DeliveryQueueURL })
+	// IngestQueueURL is where the service publishes its notifications about endpoints (the
+	// deliver and disable functions), and the IngestQueue make publish sends to.
+	IngestQueueURL = text("WEBHOOKS_INGEST_QUEUE_URL", Deployed, func(c *Config) *string { return &c.IngestQueueURL })
 
 	JWKSURL     = text("WEBHOOKS_JWKS_URL", Deployed, func(c *Config) *string { return &c.JWKSURL })
 	JWTIssuer   = text("WEBHOOKS_JWT_ISSUER", Deployed, func(c *Config) *string { return &c.JWTIssuer })
@@ -140,8 +144,6 @@ var (
 	Addr = declare(Var{Name: "WEBHOOKS_ADDR", Default: "127.0.0.1:8080", Reader: Tool})
 	// DemoAddr is the listen address of make dev's demo receiver.
 	DemoAddr = declare(Var{Name: "WEBHOOKS_DEMO_ADDR", Default: "127.0.0.1:8081", Reader: Tool})
-	// IngestQueueURL is the IngestQueue make publish sends to.
-	IngestQueueURL = declare(Var{Name: "WEBHOOKS_INGEST_QUEUE_URL", Reader: Tool})
 	// DemoSecret is the signing secret the stand-alone receiver (make receiver) verifies with.
 	DemoSecret = declare(Var{Name: "WEBHOOKS_DEMO_SECRET", Reader: Tool})
 )

@@ -125,12 +125,13 @@ func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
 		a.Status = domain.DeliveryDead
 		h.metrics.Add(metrics.DeliveriesFailed, 1)
 		log.attempt(ctx, a)
-		_, changed, err := h.state.Disable(ctx, job.TenantID, job.EndpointID, domain.DisabledGone, goneDetail, now)
+		ep, changed, err := h.state.Disable(ctx, job.TenantID, job.EndpointID, domain.DisabledGone, goneDetail, now)
 		switch {
 		case err != nil && !errors.Is(err, domain.ErrNotFound):
 			log.log(ctx, slog.LevelError, "disable endpoint after 410 Gone", slog.Any("error", err))
 		case changed:
 			log.log(ctx, slog.LevelWarn, "endpoint disabled", slog.String("reason", string(domain.DisabledGone)))
+			h.notify(ctx, domain.EndpointDisabledEvent(ep, domain.DisabledGone, goneDetail, a, now))
 		}
 		h.cache.invalidate(key)
 		return outcome{ack: true, attempt: a}
@@ -157,14 +158,22 @@ func (h *Handler) deliver(ctx context.Context, msg *events.SQSMessage) outcome {
 		h.metrics.Add(metrics.DeliveriesDeadLetter, 1)
 		log.attempt(ctx, a)
 		h.setVisibility(ctx, log, msg, 0)
-		disabled, err := h.state.RecordExhausted(ctx, job.TenantID, job.EndpointID, h.opts.AutoDisableThreshold, now)
-		switch {
-		case err != nil:
+		ex, err := h.state.RecordExhausted(ctx, job.TenantID, job.EndpointID, h.opts.AutoDisableThreshold, now)
+		if err != nil {
 			log.log(ctx, slog.LevelError, "record exhausted delivery", slog.Any("error", err))
-		case disabled:
+		}
+		// The first exhausted delivery of a streak makes the endpoint failing (the early
+		// warning); the one that reaches the threshold disables it. Both can be one call
+		// (a threshold of 1): the warning goes first.
+		if ex.Failing {
+			log.log(ctx, slog.LevelWarn, "endpoint failing")
+			h.notify(ctx, domain.EndpointFailingEvent(ex.Endpoint, ex.Endpoint.FailingSince, *a, now))
+		}
+		if ex.Disabled {
 			log.log(ctx, slog.LevelWarn, "endpoint auto-disabled", slog.Int("threshold", h.opts.AutoDisableThreshold))
 			h.metrics.Add(metrics.EndpointsAutoDisabled, 1)
 			h.cache.invalidate(key)
+			h.notify(ctx, domain.EndpointDisabledEvent(ex.Endpoint, domain.DisabledFailing, ex.Endpoint.DisabledDetail, a, now))
 		}
 		return outcome{attempt: a}
 	}

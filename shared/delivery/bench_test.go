@@ -50,12 +50,14 @@ func (m *memLog) Record(_ context.Context, as []domain.Attempt) error {
 
 type memState struct{}
 
-func (memState) AdvanceWatermark(context.Context, string, string, time.Time) error { return nil }
+func (memState) AdvanceWatermark(context.Context, string, string, time.Time) (*domain.Endpoint, error) {
+	return nil, nil
+}
 func (memState) Disable(context.Context, string, string, domain.DisabledReason, string, time.Time) (domain.Endpoint, bool, error) {
 	return domain.Endpoint{}, true, nil
 }
-func (memState) RecordExhausted(context.Context, string, string, int, time.Time) (bool, error) {
-	return false, nil
+func (memState) RecordExhausted(context.Context, string, string, int, time.Time) (domain.Exhausted, error) {
+	return domain.Exhausted{}, nil
 }
 
 type memVisibility struct{}

@@ -45,14 +45,22 @@ type AttemptLog interface {
 // EndpointState is the delivery side's writes to endpoints (shared/store.Endpoints).
 type EndpointState interface {
 	// AdvanceWatermark moves the watermark forward to `to` (never back) and ends the
-	// endpoint's streak of exhausted deliveries.
-	AdvanceWatermark(ctx context.Context, tenantID, endpointID string, to time.Time) error
+	// endpoint's streak of exhausted deliveries and its failing state; recovered is the
+	// endpoint as it was, for the one call that ended a failing state (else nil).
+	AdvanceWatermark(ctx context.Context, tenantID, endpointID string, to time.Time) (recovered *domain.Endpoint, err error)
 	// Disable marks the endpoint disabled with reason and detail, returning it as it is
 	// after the call and whether this call disabled it; domain.ErrNotFound when it is gone.
 	Disable(ctx context.Context, tenantID, endpointID string, reason domain.DisabledReason, detail string, now time.Time) (domain.Endpoint, bool, error)
-	// RecordExhausted counts a delivery that exhausted its retries and disables the
-	// endpoint when threshold consecutive ones did, reporting whether this call disabled it.
-	RecordExhausted(ctx context.Context, tenantID, endpointID string, threshold int, now time.Time) (disabled bool, err error)
+	// RecordExhausted counts a delivery that exhausted its retries, marks the endpoint
+	// failing at the first of a streak and disables it when threshold consecutive ones did,
+	// reporting what this call changed.
+	RecordExhausted(ctx context.Context, tenantID, endpointID string, threshold int, now time.Time) (domain.Exhausted, error)
+}
+
+// Notifier publishes the service's notifications about endpoints to the IngestQueue
+// (shared/queue.ServiceEvents), once per change of an endpoint's state.
+type Notifier interface {
+	Publish(ctx context.Context, e domain.Event) error
 }
 
 // Visibility sets when a received message comes back (shared/queue.Visibility).
@@ -156,6 +164,9 @@ type Deps struct {
 	Log        AttemptLog
 	State      EndpointState
 	Visibility Visibility
+	// Notifier publishes webhooks.endpoint.disabled, .failing and .recovered (nil: none, for
+	// tests of other behaviour; the deliver function always has one).
+	Notifier Notifier
 	// Client makes the POSTs. In production ssrf.NewClient: the destination is checked at
 	// dial time and redirects are not followed. One client per instance, so connections
 	// to busy endpoints are kept alive and reused across batches.
@@ -180,6 +191,7 @@ type Handler struct {
 	log        AttemptLog
 	state      EndpointState
 	visibility Visibility
+	notifier   Notifier
 	sender     Sender
 	metrics    *metrics.Emitter
 	now        func() time.Time
@@ -201,7 +213,7 @@ func New(d Deps) (*Handler, error) {
 	}
 	h := &Handler{
 		endpoints: d.Endpoints, secrets: d.Secrets, log: d.Log, state: d.State,
-		visibility: d.Visibility, metrics: d.Metrics,
+		visibility: d.Visibility, notifier: d.Notifier, metrics: d.Metrics,
 		sender: Sender{Client: d.Client, UserAgent: d.Options.UserAgent, MaxResponseBytes: d.Options.MaxResponseBytes},
 		now:    d.Now, rand: d.Rand, logger: d.Logger, opts: d.Options,
 		cache: newTargetCache(d.Options.CacheTTL), secretsMem: newSecretCache(d.Options.SecretCacheTTL),
@@ -279,3 +291,19 @@ func (h *Handler) finish(ctx context.Context, outcomes []outcome) {
 
 // Sender makes one signed POST exactly as every delivery does (shared/sender).
 type Sender = sender.Sender
+
+// notify publishes a notification about an endpoint. A failure is logged, not retried: the
+// delivery it follows already happened, and the endpoint's state (GET /endpoints/{id})
+// still says it.
+func (h *Handler) notify(ctx context.Context, e domain.Event) {
+	if h.notifier == nil {
+		return
+	}
+	if err := h.notifier.Publish(ctx, e); err != nil {
+		h.logger.ErrorContext(ctx, "publish notification", "type", e.Type, "event_id", e.ID, "tenant_id", e.TenantID,
+			"endpoint_id", domain.NotificationSubject(e), "error", err)
+		return
+	}
+	h.logger.InfoContext(ctx, "notification published", "type", e.Type, "event_id", e.ID, "tenant_id", e.TenantID,
+		"endpoint_id", domain.NotificationSubject(e))
+}

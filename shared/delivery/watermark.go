@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/datajetty/webhooks/shared/domain"
 )
 
 // endpointKey names one tenant's endpoint.
@@ -91,9 +93,14 @@ func (h *Handler) advance(ctx context.Context, due map[endpointKey]time.Time) {
 	var wg sync.WaitGroup
 	for k, to := range due {
 		wg.Go(func() {
-			if err := h.state.AdvanceWatermark(ctx, k.tenant, k.endpoint, to); err != nil {
+			recovered, err := h.state.AdvanceWatermark(ctx, k.tenant, k.endpoint, to)
+			if err != nil {
 				h.logger.ErrorContext(ctx, "advance watermark", "tenant_id", k.tenant, "endpoint_id", k.endpoint, "error", err)
 				h.marks.retry(k, to)
+				return
+			}
+			if recovered != nil {
+				h.notify(ctx, domain.EndpointRecoveredEvent(*recovered, recovered.FailingSince, h.now()))
 			}
 		})
 	}

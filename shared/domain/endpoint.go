@@ -65,6 +65,10 @@ type Endpoint struct {
 	// "410 Gone"). Both are empty while the endpoint is active.
 	DisabledReason DisabledReason
 	DisabledDetail string
+	// FailingSince is set while the endpoint is failing: the first delivery of its current
+	// streak exhausted its retries then, and no delivery has succeeded since (the delivery
+	// side sets it; a success or disabling clears it). Zero: not failing.
+	FailingSince time.Time
 
 	// SecretCiphertext is the current signing secret, encrypted (KMS); opaque here.
 	SecretCiphertext []byte

@@ -250,10 +250,12 @@ func (h *Handler) buildJobs(ctx context.Context, pending []*fanOut) []domain.Del
 			h.log.WarnContext(ctx, "list endpoints failed; the message will be retried", fanAttrs(f, "error", l.err)...)
 			continue
 		}
-		// The POST body is rendered once per event, not once per endpoint.
+		// The POST body is rendered once per event, not once per endpoint. A notification
+		// about an endpoint goes to the tenant's other endpoints only.
 		var payload []byte
+		subject := domain.NotificationSubject(f.event)
 		for _, ep := range l.endpoints {
-			if !ep.Subscribes(f.event.Type) {
+			if !ep.Subscribes(f.event.Type) || ep.ID == subject {
 				continue
 			}
 			if payload == nil {
@@ -269,7 +271,7 @@ func (h *Handler) buildJobs(ctx context.Context, pending []*fanOut) []domain.Del
 		}
 		now := h.now().UTC()
 		for _, ep := range l.disabled {
-			if ep.Subscribes(f.event.Type) {
+			if ep.Subscribes(f.event.Type) && ep.ID != subject {
 				f.skipped = append(f.skipped, domain.Attempt{
 					TenantID: f.event.TenantID, EndpointID: ep.ID, EventID: f.event.ID, EventType: f.event.Type,
 					OccurredAt: f.event.OccurredAt, Number: 1, Status: domain.DeliverySkipped,

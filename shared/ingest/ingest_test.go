@@ -692,3 +692,35 @@ func TestUndeclaredTypesAreDeadLettered(t *testing.T) {
 		t.Errorf("stored %v: a refused event must not be stored", got)
 	}
 }
+
+// TestNotificationSkipsItsSubject: a notification about an endpoint goes to the tenant's
+// other subscribed endpoints, never to the endpoint it is about (not even as a skipped
+// record when that one is disabled).
+func TestNotificationSkipsItsSubject(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	subject := hs.endpoint("tenant-a", domain.StatusActive, "*")
+	ops := hs.endpoint("tenant-a", domain.StatusActive, "webhooks.*")
+	hs.endpoint("tenant-a", domain.StatusActive, "export.*")
+	disabledSubject := hs.endpoint("tenant-a", domain.StatusDisabled, "webhooks.*")
+	mark := map[string]events.SQSMessageAttribute{queue.AttrProducer: {DataType: "String", StringValue: aws.String(queue.ProducerService)}}
+	body := func(id, about string) string {
+		return fmt.Sprintf(`{"id":%q,"tenant_id":"tenant-a","type":%q,"occurred_at":%q,"data":{"endpoint_id":%q,"url":"https://example.com/h","note":%q}}`,
+			id, domain.TypeEndpointFailing, t1.Format(time.RFC3339Nano), about, secretMarker)
+	}
+	resp, err := hs.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "m-1", Body: body("evt_n1", subject), MessageAttributes: mark},
+		{MessageId: "m-2", Body: body("evt_n2", disabledSubject), MessageAttributes: mark},
+	}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("Handle: %v, failures %v", err, resp.BatchItemFailures)
+	}
+	want := sorted(append(pairs("evt_n1", ops), pairs("evt_n2", subject, ops)...))
+	if got := hs.jobs(); !reflect.DeepEqual(got, want) {
+		t.Errorf("jobs %v, want %v (never the subject)", got, want)
+	}
+	log, _, err := hs.deliveries.List(context.Background(), "tenant-a", disabledSubject, "", 10, "")
+	if err != nil || len(log) != 1 || log[0].EventID != "evt_n1" {
+		t.Errorf("log of the disabled subject: %+v, %v; want only evt_n1 (skipped), nothing about itself", log, err)
+	}
+}

@@ -414,12 +414,13 @@ func (h *Handler) continueLater(ctx context.Context, log *slog.Logger, tenantID,
 	return true
 }
 
-// deliveryJobs turns the events the endpoint subscribes to into its delivery jobs. The
-// event is carried unchanged, so the replayed delivery has the original's webhook-id.
+// deliveryJobs turns the events the endpoint subscribes to into its delivery jobs, but for
+// the notifications about the endpoint itself (never sent to it, as at fan-out). The event
+// is carried unchanged, so the replayed delivery has the original's webhook-id.
 func deliveryJobs(ep domain.Endpoint, replayID string, evs []domain.Event) []domain.DeliveryJob {
 	var jobs []domain.DeliveryJob
 	for _, e := range evs {
-		if ep.Subscribes(e.Type) {
+		if ep.Subscribes(e.Type) && domain.NotificationSubject(e) != ep.ID {
 			jobs = append(jobs, domain.DeliveryJob{TenantID: ep.TenantID, EndpointID: ep.ID, Event: e, ReplayID: replayID})
 		}
 	}

@@ -872,7 +872,7 @@ func TestReplayFromTheWatermark(t *testing.T) {
 	from := f.now.Add(-5 * time.Hour)
 	inRange := f.seed(t, from, f.now)
 	mark := inRange[len(inRange)/2]
-	if err := f.endpoints.AdvanceWatermark(ctx, tenant, f.ep.ID, mark.OccurredAt); err != nil {
+	if _, err := f.endpoints.AdvanceWatermark(ctx, tenant, f.ep.ID, mark.OccurredAt); err != nil {
 		t.Fatal(err)
 	}
 	var want []domain.Event

@@ -42,6 +42,7 @@ type endpointItem struct {
 	Watermark           string   `dynamodbav:"watermark,omitempty"`
 	DisabledReason      string   `dynamodbav:"disabled_reason,omitempty"`
 	DisabledDetail      string   `dynamodbav:"disabled_detail,omitempty"`
+	FailingSince        string   `dynamodbav:"failing_since,omitempty"` // delivery-owned (endpointstate.go)
 	SecretCT            []byte   `dynamodbav:"secret_ct,omitempty"`
 	PrevSecretCT        []byte   `dynamodbav:"prev_secret_ct,omitempty"`
 	PrevSecretExpiresAt string   `dynamodbav:"prev_secret_expires_at,omitempty"`
@@ -54,12 +55,12 @@ var optionalEndpointAttrs = []string{"disabled_reason", "disabled_detail", "secr
 // deliveryOwnedAttrs belong to the delivery side (endpointstate.go), which changes them
 // without reading the endpoint; an update written from an earlier read would move the
 // watermark backwards or drop it, so UpdateEndpoint neither writes nor removes them.
-var deliveryOwnedAttrs = []string{"watermark", "dead_streak"}
+var deliveryOwnedAttrs = []string{"watermark", "dead_streak", "failing_since"}
 
 // listedEndpointAttrs is what ListEndpoints reads: everything but the secret ciphertexts,
 // which a listing never needs and which are the largest attributes.
 var listedEndpointAttrs = []string{"tenant_id", "sk", "endpoint_id", "url", "events", "status", "version",
-	"created_at", "updated_at", "watermark", "disabled_reason", "disabled_detail", "prev_secret_expires_at"}
+	"created_at", "updated_at", "watermark", "disabled_reason", "disabled_detail", "failing_since", "prev_secret_expires_at"}
 
 // urlClaimItem makes (tenant, URL) unique: its key is derived from the URL, so a second
 // claim fails its attribute_not_exists condition.
@@ -125,11 +126,12 @@ func (it endpointItem) toDomain() (domain.Endpoint, error) {
 		PreviousSecretCiphertext: it.PrevSecretCT,
 	}
 	ep.DisabledReason, ep.DisabledDetail = disabledReason(it.DisabledReason, it.DisabledDetail)
-	var errs [4]error
+	var errs [5]error
 	ep.CreatedAt, errs[0] = parseTime(it.CreatedAt)
 	ep.UpdatedAt, errs[1] = parseTime(it.UpdatedAt)
 	ep.Watermark, errs[2] = parseTime(it.Watermark)
 	ep.PreviousSecretExpiresAt, errs[3] = parseTime(it.PrevSecretExpiresAt)
+	ep.FailingSince, errs[4] = parseTime(it.FailingSince)
 	if err := errors.Join(errs[:]...); err != nil {
 		return domain.Endpoint{}, fmt.Errorf("decode endpoint %s: %w", it.EndpointID, err)
 	}

@@ -456,7 +456,7 @@ func TestEndpointDelete(t *testing.T) {
 		t.Fatalf("create on the freed url: %v", err)
 	}
 	// Delivery-side writes never bring a deleted endpoint back.
-	if err := s.AdvanceWatermark(ctx, "tenant-a", ep.ID, t0); err != nil {
+	if _, err := s.AdvanceWatermark(ctx, "tenant-a", ep.ID, t0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetEndpoint(ctx, "tenant-a", ep.ID); !errors.Is(err, domain.ErrNotFound) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func TestAdvanceWatermark(t *testing.T) {
 		{"whole second after a fraction", tWhole.Add(time.Second), tWhole.Add(time.Second)},
 	}
 	for _, st := range steps {
-		if err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, st.to); err != nil {
+		if _, err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, st.to); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 		if got := mustGet(t, s, ep).Watermark; !got.Equal(st.want) {
@@ -77,7 +78,7 @@ func TestAdvanceWatermark(t *testing.T) {
 
 	t.Run("missing endpoint", func(t *testing.T) {
 		ghost := domain.NewID(domain.EndpointIDPrefix)
-		if err := s.AdvanceWatermark(ctx, ep.TenantID, ghost, tWhole); err != nil {
+		if _, err := s.AdvanceWatermark(ctx, ep.TenantID, ghost, tWhole); err != nil {
 			t.Fatal(err)
 		}
 		if av := rawEndpoint(t, s, ep.TenantID, ghost); av != nil {
@@ -97,7 +98,7 @@ func TestUpdateEndpointKeepsDeliveryState(t *testing.T) {
 	}
 	read := mustGet(t, s, ep) // the tenant's request reads the endpoint…
 	// …deliveries move on meanwhile…
-	if err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0.Add(time.Hour)); err != nil {
+	if _, err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, 10, t0); err != nil {
@@ -126,7 +127,7 @@ func TestUpdateEndpointKeepsDeliveryState(t *testing.T) {
 	if err := s.CreateEndpoint(ctx, fresh); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AdvanceWatermark(ctx, fresh.TenantID, fresh.ID, t0); err != nil {
+	if _, err := s.AdvanceWatermark(ctx, fresh.TenantID, fresh.ID, t0); err != nil {
 		t.Fatal(err)
 	}
 	upd := fresh // Watermark zero, as read before the first delivery
@@ -249,21 +250,21 @@ func TestRecordExhausted(t *testing.T) {
 
 	exhaust := func(threshold int) bool {
 		t.Helper()
-		disabled, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, threshold, t0)
+		ex, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, threshold, t0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return disabled
+		return ex.Disabled
 	}
 
 	// A success in between resets the streak, even for an event older than the watermark.
 	exhaust(3)
 	exhaust(3)
-	if err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0); err != nil {
+	if _, err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0); err != nil {
 		t.Fatal(err)
 	}
 	exhaust(3)
-	if err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0.Add(-time.Hour)); err != nil {
+	if _, err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if streak := deadStreak(t, s, ep); streak != "" {
@@ -288,9 +289,9 @@ func TestRecordExhausted(t *testing.T) {
 
 	t.Run("missing endpoint", func(t *testing.T) {
 		ghost := domain.NewID(domain.EndpointIDPrefix)
-		disabled, err := s.RecordExhausted(ctx, ep.TenantID, ghost, 1, t0)
-		if err != nil || disabled {
-			t.Fatalf("RecordExhausted(missing) = %v, %v", disabled, err)
+		ex, err := s.RecordExhausted(ctx, ep.TenantID, ghost, 1, t0)
+		if err != nil || ex.Disabled || ex.Failing {
+			t.Fatalf("RecordExhausted(missing) = %+v, %v", ex, err)
 		}
 		if av := rawEndpoint(t, s, ep.TenantID, ghost); av != nil {
 			t.Fatalf("RecordExhausted created an item for a missing endpoint: %v", av)
@@ -308,10 +309,14 @@ func TestRecordExhaustedConcurrentDisablesOnce(t *testing.T) {
 	}
 	const callers, threshold = 12, 5
 	var wg sync.WaitGroup
-	results := make([]bool, callers)
+	results, failing := make([]bool, callers), make([]bool, callers)
 	errs := make([]error, callers)
 	for i := range callers {
-		wg.Go(func() { results[i], errs[i] = s.RecordExhausted(ctx, ep.TenantID, ep.ID, threshold, t0) })
+		wg.Go(func() {
+			var ex domain.Exhausted
+			ex, errs[i] = s.RecordExhausted(ctx, ep.TenantID, ep.ID, threshold, t0)
+			results[i], failing[i] = ex.Disabled, ex.Failing
+		})
 	}
 	wg.Wait()
 	n := 0
@@ -326,6 +331,9 @@ func TestRecordExhaustedConcurrentDisablesOnce(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d callers disabled the endpoint, want exactly 1", n)
 	}
+	if n := len(slices.DeleteFunc(failing, func(f bool) bool { return !f })); n != 1 {
+		t.Fatalf("%d callers saw the endpoint become failing, want exactly 1", n)
+	}
 	if got := mustGet(t, s, ep); got.Status != domain.StatusDisabled || got.Version != ep.Version+1 {
 		t.Fatalf("status %s version %d", got.Status, got.Version)
 	}
@@ -336,9 +344,76 @@ func TestEndpointStateDependencyDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := NewEndpoints(downClient(t), "endpoints")
-	wantKind(t, s.AdvanceWatermark(ctx, "tenant-a", "ep_1", t0), domain.ErrUnavailable)
-	_, _, err := s.Disable(ctx, "tenant-a", "ep_1", domain.DisabledGone, "410 Gone", t0)
+	_, err := s.AdvanceWatermark(ctx, "tenant-a", "ep_1", t0)
+	wantKind(t, err, domain.ErrUnavailable)
+	_, _, err = s.Disable(ctx, "tenant-a", "ep_1", domain.DisabledGone, "410 Gone", t0)
 	wantKind(t, err, domain.ErrUnavailable)
 	_, err = s.RecordExhausted(ctx, "tenant-a", "ep_1", 5, t0)
 	wantKind(t, err, domain.ErrUnavailable)
+}
+
+// TestFailingAndRecovered: the first exhausted delivery of a streak makes the endpoint
+// failing (for that call only); a success ends it and reports the recovery to exactly one
+// caller, also when the success is older than the watermark; disabling ends it silently.
+func TestFailingAndRecovered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEndpoints(t)
+	ep := newEndpoint("tenant-a", "https://example.com/hook")
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0); err != nil || rec != nil {
+		t.Fatalf("a success of an endpoint never failing: %v, %v", rec, err)
+	}
+	first, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, 10, t0.Add(time.Minute))
+	if err != nil || !first.Failing || first.Disabled || !first.Endpoint.FailingSince.Equal(t0.Add(time.Minute)) || first.Endpoint.URL != ep.URL {
+		t.Fatalf("first exhausted delivery: %+v, %v", first, err)
+	}
+	second, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, 10, t0.Add(2*time.Minute))
+	if err != nil || second.Failing {
+		t.Fatalf("second exhausted delivery of the streak: %+v, %v (the warning is once per streak)", second, err)
+	}
+	if got := mustGet(t, s, ep); !got.FailingSince.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("failing_since %v, want the first exhausted delivery's time", got.FailingSince)
+	}
+	// A success older than the watermark still ends it, and only one of two reports it.
+	var wg sync.WaitGroup
+	recs := make([]*domain.Endpoint, 2)
+	for i := range recs {
+		wg.Go(func() {
+			var err error
+			if recs[i], err = s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0.Add(-time.Hour)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(slices.DeleteFunc(recs, func(e *domain.Endpoint) bool { return e == nil })); n != 1 {
+		t.Fatalf("%d callers saw the recovery, want exactly 1", n)
+	}
+	if got := mustGet(t, s, ep); !got.FailingSince.IsZero() || deadStreak(t, s, ep) != "" {
+		t.Fatalf("after a success: failing_since %v, dead_streak %q", got.FailingSince, deadStreak(t, s, ep))
+	}
+	// A newer success of a failing endpoint reports it as it was.
+	if _, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, 10, t0.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0.Add(time.Hour))
+	if err != nil || rec == nil || !rec.FailingSince.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("recovery by a newer success: %+v, %v", rec, err)
+	}
+	// Disabling ends the failing state: no recovery is reported after it.
+	if _, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, 10, t0.Add(4*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, changed, err := s.Disable(ctx, ep.TenantID, ep.ID, domain.DisabledByTenant, "", t0); err != nil || !changed {
+		t.Fatal(changed, err)
+	}
+	if got := mustGet(t, s, ep); !got.FailingSince.IsZero() {
+		t.Fatalf("a disabled endpoint is still failing since %v", got.FailingSince)
+	}
+	if rec, err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0.Add(2*time.Hour)); err != nil || rec != nil {
+		t.Fatalf("success after disabling: %+v, %v", rec, err)
+	}
 }

@@ -36,6 +36,7 @@ var (
 	_ app.EventIndex       = (*store.Deliveries)(nil)
 	_ app.EventReader      = (*store.Events)(nil)
 	_ app.JobQueue         = (*queue.DeliveryJobs)(nil)
+	_ app.Notifier         = (*queue.ServiceEvents)(nil)
 
 	_ ingest.EventStore       = (*store.Events)(nil)
 	_ ingest.EndpointLister   = (*store.Endpoints)(nil)
@@ -47,6 +48,7 @@ var (
 	_ delivery.SecretOpener   = (*kmssecrets.Box)(nil)
 	_ delivery.AttemptLog     = (*store.Deliveries)(nil)
 	_ delivery.Visibility     = (*queue.Visibility)(nil)
+	_ delivery.Notifier       = (*queue.ServiceEvents)(nil)
 
 	_ replayworker.ReplayStore    = (*store.Replays)(nil)
 	_ replayworker.EndpointGetter = (*store.Endpoints)(nil)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/signing"
 )
 
@@ -99,4 +100,29 @@ func (q *ReplayQueue) Sent() []ReplayJob {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return append([]ReplayJob(nil), q.sent...)
+}
+
+// Notifier records the notifications published to it, or refuses them with Err.
+type Notifier struct {
+	mu        sync.Mutex
+	Err       error
+	published []domain.Event
+}
+
+// Publish records e, or returns n.Err.
+func (n *Notifier) Publish(_ context.Context, e domain.Event) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.Err != nil {
+		return n.Err
+	}
+	n.published = append(n.published, e)
+	return nil
+}
+
+// Published returns the notifications accepted so far, oldest first.
+func (n *Notifier) Published() []domain.Event {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]domain.Event(nil), n.published...)
 }

@@ -42,7 +42,7 @@ var Requirements = map[string][]config.Var{
 	api.RouteListEventTypes:   {},
 	api.RouteGetEndpoint:      {config.EndpointsTable},
 	api.RouteDeleteEndpoint:   {config.EndpointsTable, config.IdempotencyTable},
-	api.RouteDisableEndpoint:  {config.EndpointsTable, config.IdempotencyTable},
+	api.RouteDisableEndpoint:  {config.EndpointsTable, config.IdempotencyTable, config.IngestQueueURL},
 	api.RouteEnableEndpoint:   {config.EndpointsTable, config.IdempotencyTable, config.SecretsKeyID},
 	api.RouteTestEndpoint:     {config.EndpointsTable, config.DeliveriesTable, config.IdempotencyTable, config.SecretsKeyID},
 	api.RouteResendDelivery:   {config.EndpointsTable, config.DeliveriesTable, config.EventsTable, config.DeliveryQueueURL, config.IdempotencyTable},
@@ -60,6 +60,7 @@ var servicesNeeded = map[string]func(coldstart.Services) error{
 	api.RouteTestEndpoint:     func(s coldstart.Services) error { return need(s.SecretBox != nil, "KMS (withkms.Services)") },
 	api.RouteStartReplay:      func(s coldstart.Services) error { return need(s.ReplayQueue != nil, "SQS (withsqs.Services)") },
 	api.RouteResendDelivery:   func(s coldstart.Services) error { return need(s.DeliveryQueue != nil, "SQS (withsqs.Services)") },
+	api.RouteDisableEndpoint:  func(s coldstart.Services) error { return need(s.ServiceEvents != nil, "SQS (withsqs.Services)") },
 	api.RouteListEndpoints: func(s coldstart.Services) error {
 		return need(s.ReadSecret != nil, "Secrets Manager (withsecrets.Services)")
 	},
@@ -192,6 +193,10 @@ func API(ctx context.Context, cfg config.Config, awsCfg aws.Config, opts Options
 		}
 		if cfg.SecretsKeyID != "" && svc.SecretBox != nil {
 			d.Endpoints.Secrets = svc.SecretBox(awsCfg, cfg.SecretsKeyID)
+		}
+		if cfg.IngestQueueURL != "" && svc.ServiceEvents != nil {
+			d.Endpoints.Notifier = svc.ServiceEvents(awsCfg, cfg.IngestQueueURL)
+			d.Endpoints.Logger = opts.Logger
 		}
 	}
 	if cfg.ReplaysTable != "" {

@@ -127,6 +127,9 @@ type Services struct {
 	// DeliveryQueue enqueues delivery jobs on the DeliveryQueue at queueURL (the API's
 	// resend).
 	DeliveryQueue func(cfg aws.Config, queueURL string) app.JobQueue
+	// ServiceEvents publishes the service's notifications about endpoints to the
+	// IngestQueue at queueURL (the API's disable).
+	ServiceEvents func(cfg aws.Config, queueURL string) app.Notifier
 	// ReadSecret reads a Secrets Manager secret's string value.
 	ReadSecret func(ctx context.Context, cfg aws.Config, arn string) (string, error)
 }
@@ -143,6 +146,9 @@ func Merge(ss ...Services) Services {
 		}
 		if s.DeliveryQueue != nil {
 			out.DeliveryQueue = s.DeliveryQueue
+		}
+		if s.ServiceEvents != nil {
+			out.ServiceEvents = s.ServiceEvents
 		}
 		if s.ReadSecret != nil {
 			out.ReadSecret = s.ReadSecret

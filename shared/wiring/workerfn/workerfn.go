@@ -34,7 +34,7 @@ import (
 var (
 	IngestNeeds       = []config.Var{config.EventsTable, config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.IngestDLQURL}
 	ReplayWorkerNeeds = []config.Var{config.ReplaysTable, config.EndpointsTable, config.EventsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.ReplayQueueURL}
-	DeliverNeeds      = []config.Var{config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.SecretsKeyID}
+	DeliverNeeds      = []config.Var{config.EndpointsTable, config.DeliveriesTable, config.DeliveryQueueURL, config.IngestQueueURL, config.SecretsKeyID}
 )
 
 // SQSHandler is a queue consumer's Lambda handler.
@@ -188,7 +188,7 @@ func Deliver(cfg config.Config, awsCfg aws.Config, o Options, svc coldstart.Serv
 	if svc.SecretBox == nil {
 		return nil, errors.New("deliver needs KMS (withkms.Services)")
 	}
-	db := dynamodb.NewFromConfig(awsCfg)
+	db, q := dynamodb.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
 	endpoints := store.NewEndpoints(db, cfg.EndpointsTable)
 	opts := delivery.DefaultOptions()
 	opts.UserAgent = domain.UserAgent
@@ -200,7 +200,8 @@ func Deliver(cfg config.Config, awsCfg aws.Config, o Options, svc coldstart.Serv
 		State:      endpoints,
 		Secrets:    svc.SecretBox(awsCfg, cfg.SecretsKeyID),
 		Log:        store.NewDeliveries(db, cfg.DeliveriesTable),
-		Visibility: queue.NewVisibility(sqs.NewFromConfig(awsCfg), cfg.DeliveryQueueURL),
+		Visibility: queue.NewVisibility(q, cfg.DeliveryQueueURL),
+		Notifier:   queue.NewServiceEvents(q, cfg.IngestQueueURL),
 		Client:     ssrf.NewClient(ssrf.Policy{AllowPrivate: cfg.AllowPrivateTargets}, opts.AttemptTimeout),
 		Logger:     o.logger(),
 		Metrics:    o.Metrics,

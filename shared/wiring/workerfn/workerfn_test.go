@@ -11,7 +11,7 @@ import (
 
 func TestDeliverNamesItsMissingService(t *testing.T) {
 	cfg, err := config.FromMap(map[string]string{"WEBHOOKS_ENDPOINTS_TABLE": "e", "WEBHOOKS_DELIVERIES_TABLE": "d",
-		"WEBHOOKS_DELIVERY_QUEUE_URL": "http://q", "WEBHOOKS_SECRETS_KEY_ID": "k"})
+		"WEBHOOKS_DELIVERY_QUEUE_URL": "http://q", "WEBHOOKS_INGEST_QUEUE_URL": "http://i", "WEBHOOKS_SECRETS_KEY_ID": "k"})
 	if err != nil {
 		t.Fatal(err)
 	}
