@@ -1024,3 +1024,46 @@ func TestPortalReplaysFromTheWatermarkAndOnlyTheFailed(t *testing.T) {
 		t.Fatalf("the replay the page watched: %d %v", status, r)
 	}
 }
+
+// TestPortalMarksAFailingEndpoint: a delivery exhausts its attempts, so the service marks
+// the endpoint failing; the list and the endpoint's page show the mark and since when, the
+// log shows the attempts failed for good; once a delivery succeeds again the mark is gone.
+func TestPortalMarksAFailingEndpoint(t *testing.T) {
+	t.Parallel()
+	// Retries at once, so a delivery exhausts its attempts within the test.
+	s := newSystem(t, func(o *deliverypkg.Options) {
+		o.CacheTTL = 0
+		o.Schedule = []time.Duration{0}
+	})
+	s.run()
+	const tenant = "portal-failing"
+	rc, answer := newStatusReceiver(t, http.StatusServiceUnavailable)
+	epID := s.register(tenant, rc.URL+"/flaky", "export.*")
+	s.publishN(tenant, "export.done", 1, time.Now().Add(-2*time.Minute))
+	waitFor(t, "the endpoint marked failing", func() bool {
+		return s.endpoint(tenant, epID)["failing"] == true
+	})
+
+	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
+	p.WaitText("main table", "Failing")
+	p.WaitText("main table", "since ")
+	p.ClickButton("main table", "Manage")
+	p.WaitText("main dl.facts", "Deliveries to this endpoint have been failing since ")
+	p.WaitText("main dl.facts", "Active")
+	p.Do(chromedp.SetValue(chromedp.CSS(".log select"), "dead"))
+	browser.Eval[bool](p, `document.querySelector(".log select").dispatchEvent(new Event("change")) || true`)
+	p.WaitText(".log table", "Failed for good")
+	p.Screenshot("portal-failing")
+
+	// The receiver recovers: the next delivery succeeds and the mark goes.
+	answer(http.StatusOK)
+	s.publishN(tenant, "export.done", 1, time.Now().Add(-time.Minute))
+	waitFor(t, "the endpoint recovered", func() bool {
+		return s.endpoint(tenant, epID)["failing"] == false
+	})
+	p.ClickButton("", "← All endpoints")
+	p.WaitText("main table", "/flaky")
+	if got := p.Text("main table"); strings.Contains(got, "Failing") {
+		t.Fatalf("a recovered endpoint is still marked failing: %s", got)
+	}
+}
