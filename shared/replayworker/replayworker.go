@@ -8,8 +8,11 @@
 // each send, always after the jobs are on the DeliveryQueue and never past a job that is
 // not: the saved cursor is the position right after the last event sent (the page's end
 // when nothing is carried). A crash or timeout resumes from the last checkpoint, so no
-// event is skipped and at most one send's jobs are sent twice (receivers de-duplicate on
-// webhook-id, which is the event id). A replay that would outlast the Lambda invocation is
+// event is skipped and at most one send's jobs are sent twice. The SQS client adds its own
+// duplicates: when a SendMessageBatch call's response is lost (a broken connection, a 5xx)
+// the SDK's retryer sends the whole call again, and SQS may hold that batch twice. Both are
+// the at-least-once delivery the service promises (docs/events.md): receivers de-duplicate
+// on webhook-id, which is the event id. A replay that would outlast the Lambda invocation is
 // handed on to a fresh one through a new ReplayQueue message.
 package replayworker
 
