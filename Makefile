@@ -248,17 +248,12 @@ lint: $(VENV_STAMP) $(CHECKOV_STAMP) $(STATICCHECK_STAMP) ## gofmt, go vet, stat
 # Fuzz targets: every `func FuzzXxx(f *testing.F)` in the repository, found by name, so a
 # new target is fuzzed without being listed here. Their seed corpora are in
 # <package>/testdata/fuzz/<target>/ (run by make test too); an input that fails is written
-# there, to be fixed and committed as a regression seed.
+# there, to be fixed and committed as a regression seed. tools/fuzz runs a target again when
+# it failed only with Go 1.26's fuzztime shutdown race (go.dev/issue/75804: a bare "context
+# deadline exceeded" on a busy machine, nothing found, nothing written), at most twice.
 FUZZTIME ?= 1m
-FUZZ_TARGETS = $(shell grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' shared tools e2e | sed 's|/[^/]*_test.go:func |:|')
-
 fuzz: ## Run every Go fuzz target for FUZZTIME each (default 1m; CI runs FUZZTIME=10s)
-	@test -n "$(FUZZ_TARGETS)" || { echo "no fuzz targets found" >&2; exit 1; }
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		dir=$${t%%:*}; name=$${t##*:}; \
-		echo "--- fuzz $$name (./$$dir, $(FUZZTIME))"; \
-		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./$$dir; \
-	done
+	go run ./tools/fuzz -fuzztime $(FUZZTIME) -minimizetime 10s
 
 # schemathesis against a local stack of its own (tools/schemathesis: emulator, the template's
 # resources under a fresh prefix, every route on a free 127.0.0.1 port, a token of all
