@@ -171,7 +171,7 @@ func (s *system) openPortal(t *testing.T, token string, width, height int) *brow
 // waitFor polls cond until it holds (the background consumers work asynchronously).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(browser.Timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -356,7 +356,7 @@ func TestPortalJourney(t *testing.T) {
 	s.publishN(tenant, "export.done", 1, time.Now().Add(-5*time.Second))
 	p.Do(chromedp.SetValue(chromedp.CSS(".log select"), "skipped"))
 	browser.Eval[bool](p, `document.querySelector(".log select").dispatchEvent(new Event("change")) || true`)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(browser.Timeout)
 	for !strings.Contains(p.Text(".log"), "Skipped") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the event sent while paused is not in the log as skipped: %s", p.Text(".log"))

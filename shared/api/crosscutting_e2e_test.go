@@ -179,13 +179,27 @@ func TestIdempotency(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); results[0] = c.do("POST", "/endpoints", "acme", dup, dkey) }()
 	waitFor(t, func() bool { return rc.challenges.Load() == before+1 })
+	// The duplicates are answered while the first is still running (its handshake waits for
+	// the release), however long they take to arrive on a busy machine.
+	var answered atomic.Int32
 	for i := 1; i < 5; i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); results[i] = c.do("POST", "/endpoints", "acme", dup, dkey) }()
+		go func() {
+			defer wg.Done()
+			results[i] = c.do("POST", "/endpoints", "acme", dup, dkey)
+			answered.Add(1)
+		}()
 	}
-	time.Sleep(300 * time.Millisecond) // let the duplicates arrive while the first is running
+	deadline := time.Now().Add(10 * time.Second)
+	for answered.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	early := answered.Load()
 	rc.release <- struct{}{}
 	wg.Wait()
+	if early < 4 {
+		t.Fatalf("duplicates of a running request were not answered until it finished: %+v", results[1:])
+	}
 	if rc.challenges.Load() != before+1 {
 		t.Fatalf("concurrent duplicates executed %d times", rc.challenges.Load()-before)
 	}

@@ -4,16 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
 )
 
@@ -485,5 +493,89 @@ func TestEndpointsDatabaseDown(t *testing.T) {
 		if !errors.Is(err, domain.ErrUnavailable) {
 			t.Errorf("%s: error = %v, want domain.ErrUnavailable", name, err)
 		}
+	}
+}
+
+// lostTransaction is an HTTP client whose first TransactWriteItems request reaches DynamoDB,
+// which commits it, but whose response is lost to a reset connection.
+type lostTransaction struct {
+	next  aws.HTTPClient
+	mu    sync.Mutex
+	calls int
+}
+
+func (c *lostTransaction) Do(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.Do(r)
+	if err != nil || !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".TransactWriteItems") {
+		return resp, err
+	}
+	c.mu.Lock()
+	c.calls++
+	first := c.calls == 1
+	c.mu.Unlock()
+	if !first {
+		return resp, nil
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+}
+
+// TestEndpointCreateSurvivesALostResponse: the SDK retries a transaction whose response was
+// lost with the same ClientRequestToken, and DynamoDB (as the emulator) answers the retry
+// with the first call's success instead of running the transaction again, whose conditions
+// (the URL is free, the id is new) would now fail. Registering must not answer "already
+// registered" for an endpoint it has just created.
+func TestEndpointCreateSurvivesALostResponse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, env := newStack(t)
+	lost := &lostTransaction{next: awshttp.NewBuildableClient()}
+	cfg := testenv.AWSConfig(t)
+	cfg.HTTPClient = lost
+	s := NewEndpoints(dynamodb.NewFromConfig(cfg), env["WEBHOOKS_ENDPOINTS_TABLE"])
+
+	ep := newEndpoint("tenant-a", "https://example.com/lost")
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatalf("create with its first response lost: %v", err)
+	}
+	if lost.calls != 2 {
+		t.Fatalf("TransactWriteItems sent %d times, want 2 (the SDK's retry)", lost.calls)
+	}
+	got, err := s.GetEndpoint(ctx, "tenant-a", ep.ID)
+	if err != nil || got.URL != ep.URL {
+		t.Fatalf("GetEndpoint = %+v, %v", got, err)
+	}
+	// A new request (a new token) for the same URL is refused as before.
+	again := newEndpoint("tenant-a", "https://example.com/lost")
+	wantReason(t, s.CreateEndpoint(ctx, again), domain.ReasonURLTaken)
+}
+
+// TestEmulatorTransactionTokenMismatch: a token reused with a different transaction is
+// refused, as DynamoDB does.
+func TestEmulatorTransactionTokenMismatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, env := newStack(t)
+	table := env["WEBHOOKS_ENDPOINTS_TABLE"]
+	put := func(pk string) error {
+		_, err := db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+			ClientRequestToken: aws.String("token-1"),
+			TransactItems: []types.TransactWriteItem{{Put: &types.Put{
+				TableName: &table,
+				Item:      map[string]types.AttributeValue{"tenant_id": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: "x"}},
+			}}},
+		})
+		return err
+	}
+	if err := put("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("a"); err != nil {
+		t.Fatalf("the same transaction with the same token: %v", err)
+	}
+	var mismatch *types.IdempotentParameterMismatchException
+	if err := put("b"); !errors.As(err, &mismatch) {
+		t.Fatalf("another transaction with the same token: %v, want IdempotentParameterMismatchException", err)
 	}
 }

@@ -8,14 +8,24 @@ TransactWriteItems copies whole tables while other threads write to them (HTTP 5
 guarantees the service relies on (optimistic locking, rate-limit counters, idempotency
 keys). SQS, KMS and Secrets Manager stay concurrent, so SQS long polls do not block others.
 
+TransactWriteItems is idempotent by its ClientRequestToken, as in DynamoDB (which the AWS SDK
+fills in on every call and keeps across its retries): a repeat of a token within 10 minutes
+with the same request answers what the first call answered without writing again; with a
+different request, IdempotentParameterMismatchException. moto ignores the token, so a retry
+of a transaction whose response was lost (a busy machine) would fail its own conditions.
+
 Usage: serve.py [-H HOST] [-p PORT]
 """
 
 import argparse
+import hashlib
+import io
+import json
 import os
 import signal
 import sys
 import threading
+import time
 
 from werkzeug.serving import run_simple
 
@@ -38,9 +48,53 @@ class SerializeDynamoDB:
         if not target.startswith("DynamoDB_"):
             return self.app(environ, start_response)
         with self.lock:
+            if target.endswith(".TransactWriteItems"):
+                return self.transact_write(environ, start_response)
             # Materialise the body inside the lock: the backend work happens while the
             # response iterable is produced.
             return list(self.app(environ, start_response))
+
+    TOKEN_TTL = 600.0  # seconds: DynamoDB's idempotency window for ClientRequestToken
+
+    def transact_write(self, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            request = {}
+        token = request.pop("ClientRequestToken", None) if isinstance(request, dict) else None
+        if not token:
+            return list(self.app(environ, start_response))
+        digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+        now = time.monotonic()
+        self.tokens = {k: v for k, v in getattr(self, "tokens", {}).items() if v[0] > now}
+        seen = self.tokens.get(token)
+        if seen is not None:
+            _, seen_digest, status, headers, chunks = seen
+            if seen_digest != digest:
+                msg = json.dumps({
+                    "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                    "message": "The ClientRequestToken was used before with a different request",
+                }).encode()
+                start_response("400 Bad Request", [
+                    ("Content-Type", "application/x-amz-json-1.0"),
+                    ("Content-Length", str(len(msg))),
+                ])
+                return [msg]
+            start_response(status, headers)
+            return chunks
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, list(headers)
+            return start_response(status, headers, exc_info)
+
+        chunks = list(self.app(environ, capture))
+        if captured.get("status", "").startswith("200"):
+            self.tokens[token] = (now + self.TOKEN_TTL, digest, captured["status"], captured["headers"], chunks)
+        return chunks
 
 
 def main() -> None:

@@ -29,8 +29,10 @@ import (
 	"github.com/datajetty/webhooks/shared/dev/devstack"
 )
 
-// Timeout bounds each step (a click, a wait for text).
-const Timeout = 20 * time.Second
+// Timeout bounds each step (a click, a wait for text). Generous: a step that waits on the
+// background consumers (a replay completing) can take long on a busy 2-core machine running
+// other test binaries beside the emulator; a passing step never waits for it.
+const Timeout = 45 * time.Second
 
 // Find returns the Chromium executable: WEBHOOKS_CHROMIUM, else chromium, chromium-browser
 // or google-chrome on PATH.

@@ -102,7 +102,8 @@ func Stack(t testing.TB, params map[string]string) *devstack.Stack {
 	})
 	if st != nil {
 		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			// Generous: on a busy machine the emulator serializes every test's DynamoDB calls.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			if err := st.Teardown(ctx); err != nil {
 				t.Errorf("testenv: teardown: %v", err)
