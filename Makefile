@@ -268,8 +268,9 @@ schemathesis: $(VENV_STAMP) $(SCHEMATHESIS_STAMP) ## Run schemathesis on docs/op
 	go run ./tools/schemathesis -schemathesis $(SCHEMATHESIS_VENV)/bin/schemathesis -- \
 		--max-examples $(SCHEMATHESIS_EXAMPLES) --no-color $(SCHEMATHESIS_ARGS)
 
+# AWS_LAMBDA_LOG_FORMAT=JSON: the deliver benchmark's Lambda logger writes JSON, as deployed.
 bench: $(VENV_STAMP) ## Run Go benchmarks (no tests); emulator-backed ones start their own moto
-	go test -run '^$$' -bench . -benchmem ./...
+	AWS_LAMBDA_LOG_FORMAT=JSON go test -run '^$$' -bench . -benchmem ./...
 
 cost: $(VENV_STAMP) ## Count AWS calls and capacity per delivery against the emulator, price them, regenerate docs/performance.md's cost section [SCENARIO=name: one, no doc]
 	@if curl -s -o /dev/null $(MOTO_URL)/moto-api/; then \
