@@ -22,6 +22,7 @@ import (
 
 	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/metrics"
+	"github.com/datajetty/webhooks/shared/queue"
 	"github.com/datajetty/webhooks/shared/sender"
 	"github.com/datajetty/webhooks/shared/signing"
 )
@@ -201,6 +202,7 @@ type Handler struct {
 	cache      *targetCache
 	secretsMem *secretCache
 	marks      *watermarks
+	lagAfter   time.Duration // laggingAfter; tests lengthen it so a loaded machine cannot split a batch
 }
 
 // New checks d and its options and returns a Handler; build one per instance, at cold start.
@@ -217,7 +219,7 @@ func New(d Deps) (*Handler, error) {
 		sender: Sender{Client: d.Client, UserAgent: d.Options.UserAgent, MaxResponseBytes: d.Options.MaxResponseBytes},
 		now:    d.Now, rand: d.Rand, logger: d.Logger, opts: d.Options,
 		cache: newTargetCache(d.Options.CacheTTL), secretsMem: newSecretCache(d.Options.SecretCacheTTL),
-		marks: newWatermarks(d.Options.WatermarkEvery),
+		marks: newWatermarks(d.Options.WatermarkEvery), lagAfter: laggingAfter,
 	}
 	h.opts.Schedule = append([]time.Duration(nil), d.Options.Schedule...)
 	if h.now == nil {
@@ -234,15 +236,18 @@ func New(d Deps) (*Handler, error) {
 
 // Handle delivers every message of the batch concurrently and reports the ones to retry
 // (or dead-letter) as batch item failures. It never returns an error: a failure of the
-// whole invocation would retry the messages that were delivered too.
+// whole invocation would retry the messages that were delivered too. Every attempt is
+// logged before Handle returns, that is before Lambda acknowledges its message (record).
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	outcomes := make([]outcome, len(ev.Records))
-	var wg sync.WaitGroup
+	done := make(chan int, len(ev.Records))
 	for i := range ev.Records {
-		wg.Go(func() { outcomes[i] = h.deliver(ctx, &ev.Records[i]) })
+		go func() {
+			outcomes[i] = h.deliver(ctx, &ev.Records[i])
+			done <- i
+		}()
 	}
-	wg.Wait()
-	h.finish(ctx, outcomes)
+	h.record(ctx, ev.Records, outcomes, done)
 
 	var resp events.SQSEventResponse
 	for i, o := range outcomes {
@@ -253,30 +258,119 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	return resp, nil
 }
 
-// finish stores the batch's attempts with one AttemptLog call (one DynamoDB write per
-// delivery, batched) and advances the watermarks that are due (see watermarks), all
-// concurrently.
+// laggingAfter is how long the deliveries of a batch still running may lag behind the ones
+// done before those are written without waiting for them. Deliveries that end together
+// (a batch for one receiver, or receivers alike, an endpoint loaded from DynamoDB and KMS
+// first) are written once, after the last; a slow receiver (seconds, up to the attempt
+// timeout) no longer keeps the others out of the delivery log and their watermarks back
+// until its POST ends.
+const laggingAfter = 100 * time.Millisecond
+
+// record writes the batch's attempts and advances its endpoints' watermarks as the
+// deliveries end (done receives each message's index once its outcome is set). When the
+// deliveries still running lag laggingAfter behind, the outcomes done so far are written
+// at once, while the laggards' POSTs go on, and so is the watermark of every endpoint none
+// of whose messages is still running; everything else is written when the last delivery
+// ends. So a batch makes at most two attempt-log writes, and still one watermark write per
+// endpoint. record returns when every write has ended: every attempt is logged before its
+// message is acknowledged.
+func (h *Handler) record(ctx context.Context, msgs []events.SQSMessage, outcomes []outcome, done <-chan int) {
+	running := map[endpointKey]int{} // messages still being delivered, per endpoint
+	keys := make([]endpointKey, len(msgs))
+	for i := range msgs {
+		keys[i] = endpointKey{jobAttr(&msgs[i], queue.JobAttrTenantID), jobAttr(&msgs[i], queue.JobAttrEndpointID)}
+		running[keys[i]]++
+	}
+	var (
+		left     = len(msgs)
+		ready    []int // done, not written
+		advanced = map[endpointKey]bool{}
+		early    sync.WaitGroup
+		lag      *time.Timer
+		lagging  <-chan time.Time
+	)
+	for left > 0 {
+		select {
+		case i := <-done:
+			left--
+			running[keys[i]]--
+			ready = append(ready, i)
+			if lag == nil && left > 0 {
+				lag = time.NewTimer(h.lagAfter)
+				lagging = lag.C
+			} else if lagging != nil {
+				lag.Reset(h.lagAfter)
+			}
+		case <-lagging:
+			lagging = nil // once per batch
+			attempts, marks := h.written(outcomes, ready, func(k endpointKey) bool {
+				if running[k] > 0 {
+					return false
+				}
+				advanced[k] = true
+				return true
+			})
+			ready = nil
+			early.Go(func() { h.finish(ctx, attempts, marks) })
+		}
+	}
+	if lag != nil {
+		lag.Stop()
+	}
+	all := make([]int, len(outcomes))
+	for i := range all {
+		all[i] = i
+	}
+	attempts, _ := h.written(outcomes, ready, func(endpointKey) bool { return false })
+	_, marks := h.written(outcomes, all, func(k endpointKey) bool { return !advanced[k] })
+	h.finish(ctx, attempts, marks)
+	early.Wait()
+}
+
+// jobAttr reads a String message attribute of a delivery job ("" when absent).
+func jobAttr(m *events.SQSMessage, name string) string {
+	if a, ok := m.MessageAttributes[name]; ok && a.StringValue != nil {
+		return *a.StringValue
+	}
+	return ""
+}
+
+// written returns the attempts of the outcomes at idx, and the newest success of each of
+// their endpoints for which advance says so.
+func (h *Handler) written(outcomes []outcome, idx []int, advance func(endpointKey) bool) ([]domain.Attempt, map[endpointKey]time.Time) {
+	var attempts []domain.Attempt
+	marks := map[endpointKey]time.Time{}
+	asked := map[endpointKey]bool{}
+	for _, i := range idx {
+		a := outcomes[i].attempt
+		if a == nil {
+			continue
+		}
+		attempts = append(attempts, *a)
+		if a.Status != domain.DeliverySucceeded {
+			continue
+		}
+		k := endpointKey{a.TenantID, a.EndpointID}
+		ok, seen := asked[k]
+		if !seen {
+			ok = advance(k)
+			asked[k] = ok
+		}
+		if ok && a.OccurredAt.After(marks[k]) {
+			marks[k] = a.OccurredAt
+		}
+	}
+	return attempts, marks
+}
+
+// finish stores attempts with one AttemptLog call (one DynamoDB write per delivery,
+// batched) and advances each endpoint's watermark in marks once, all concurrently.
 //
 // Failures here are logged and do not fail any message: the deliveries already happened,
 // and reporting a delivered message as failed would POST it again. A duplicate webhook is
 // worse for the receiver than a missing line in the delivery log or a watermark that lags
 // (which only makes a replay start a little earlier).
-func (h *Handler) finish(ctx context.Context, outcomes []outcome) {
-	var attempts []domain.Attempt
-	newest := map[endpointKey]time.Time{}
-	for _, o := range outcomes {
-		if o.attempt == nil {
-			continue
-		}
-		a := o.attempt
-		attempts = append(attempts, *a)
-		if a.Status == domain.DeliverySucceeded {
-			k := endpointKey{a.TenantID, a.EndpointID}
-			if a.OccurredAt.After(newest[k]) {
-				newest[k] = a.OccurredAt
-			}
-		}
-	}
+func (h *Handler) finish(ctx context.Context, attempts []domain.Attempt, marks map[endpointKey]time.Time) {
 	var wg sync.WaitGroup
 	if len(attempts) > 0 {
 		wg.Go(func() {
@@ -285,7 +379,7 @@ func (h *Handler) finish(ctx context.Context, outcomes []outcome) {
 			}
 		})
 	}
-	wg.Go(func() { h.advance(ctx, h.marks.due(newest, h.now(), false)) })
+	wg.Go(func() { h.advance(ctx, h.marks.due(marks, h.now(), false)) })
 	wg.Wait()
 }
 

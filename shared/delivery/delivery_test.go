@@ -865,6 +865,143 @@ func TestDeliverBatchIsConcurrent(t *testing.T) {
 	}
 }
 
+// writeLog records the AttemptLog calls of a handler (which events each wrote, and whether
+// it had ended) over the real one.
+type writeLog struct {
+	AttemptLog
+	mu     sync.Mutex
+	writes [][]string
+	ended  []bool
+	first  chan struct{} // closed when the first write has ended
+}
+
+func (l *writeLog) Record(ctx context.Context, as []domain.Attempt) error {
+	var ids []string
+	for _, a := range as {
+		ids = append(ids, a.EventID)
+	}
+	l.mu.Lock()
+	n := len(l.writes)
+	l.writes, l.ended = append(l.writes, ids), append(l.ended, false)
+	l.mu.Unlock()
+	err := l.AttemptLog.Record(ctx, as)
+	l.mu.Lock()
+	l.ended[n] = true
+	l.mu.Unlock()
+	if n == 0 {
+		close(l.first)
+	}
+	return err
+}
+
+// watermarkLog records the watermark writes over the real endpoint state.
+type watermarkLog struct {
+	EndpointState
+	mu     sync.Mutex
+	writes []string // endpoint ids
+}
+
+func (w *watermarkLog) AdvanceWatermark(ctx context.Context, tenantID, endpointID string, to time.Time) error {
+	w.mu.Lock()
+	w.writes = append(w.writes, endpointID)
+	w.mu.Unlock()
+	return w.EndpointState.AdvanceWatermark(ctx, tenantID, endpointID, to)
+}
+
+// TestDeliverWritesWhileALaggardDelivers: the attempts of a batch's deliveries that are
+// done, and the watermark of an endpoint none of whose deliveries is still running, are
+// written while a slow receiver still holds its POST; the laggard's attempt and watermark
+// follow it. Every write has ended when Handle returns, and a batch makes at most two
+// attempt-log writes and one watermark write per endpoint.
+func TestDeliverWritesWhileALaggardDelivers(t *testing.T) {
+	t.Parallel()
+	log, marks := &writeLog{first: make(chan struct{})}, &watermarkLog{}
+	f := newFixture(t, allowLoopback, func(d *Deps) {
+		log.AttemptLog, marks.EndpointState = d.Log, d.State
+		d.Log, d.State = log, marks
+	})
+	f.h.lagAfter = time.Second // the fast nine end well within it, even on a loaded machine
+	release := make(chan struct{})
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	fast, slow := f.endpoint(t, rc.URL+"/fast", time.Time{}, newSecret(t)), f.endpoint(t, rc.URL+"/slow", time.Time{}, newSecret(t))
+	var msgs []events.SQSMessage
+	for range 9 {
+		msgs = append(msgs, message(t, job(fast, time.Now()), 1))
+	}
+	msgs = append(msgs, message(t, job(slow, time.Now()), 1))
+	handled := make(chan map[string]bool, 1)
+	go func() { handled <- f.handle(t, msgs...) }()
+
+	select {
+	case <-log.first:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("nothing was written while the slow receiver held its POST")
+	}
+	log.mu.Lock()
+	early := slices.Clone(log.writes[0])
+	log.mu.Unlock()
+	marks.mu.Lock()
+	earlyMarks := slices.Clone(marks.writes)
+	marks.mu.Unlock()
+	close(release)
+	if failed := <-handled; len(failed) != 0 {
+		t.Fatalf("failures: %v", failed)
+	}
+
+	if len(early) != 9 || slices.Contains(early, *msgs[9].MessageAttributes["event_id"].StringValue) {
+		t.Errorf("written during the slow POST: %v, want the 9 fast deliveries", early)
+	}
+	if !slices.Equal(earlyMarks, []string{fast.ID}) {
+		t.Errorf("watermarks written during the slow POST: %v, want the fast endpoint's only", earlyMarks)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.writes) != 2 || len(log.writes[1]) != 1 || !log.ended[0] || !log.ended[1] {
+		t.Errorf("attempt-log writes %v (ended %v), want the 9, then the laggard's, both ended when Handle returned", log.writes, log.ended)
+	}
+	marks.mu.Lock()
+	defer marks.mu.Unlock()
+	if len(marks.writes) != 2 || marks.writes[1] != slow.ID {
+		t.Errorf("watermark writes %v, want one per endpoint, the slow one's after its POST", marks.writes)
+	}
+	if got := statuses(f.attempts(t, fast)); len(got) != 9 {
+		t.Errorf("fast endpoint's log: %v", got)
+	}
+	if got := statuses(f.attempts(t, slow)); len(got) != 1 || got[0] != domain.DeliverySucceeded {
+		t.Errorf("slow endpoint's log: %v", got)
+	}
+}
+
+// TestDeliverWritesOnceWhenTheBatchEndsTogether: deliveries that end together are written
+// with one attempt-log write and one watermark write per endpoint, after the last.
+func TestDeliverWritesOnceWhenTheBatchEndsTogether(t *testing.T) {
+	t.Parallel()
+	log, marks := &writeLog{first: make(chan struct{})}, &watermarkLog{}
+	f := newFixture(t, allowLoopback, func(d *Deps) {
+		log.AttemptLog, marks.EndpointState = d.Log, d.State
+		d.Log, d.State = log, marks
+	})
+	f.h.lagAfter = time.Second // deliveries a loaded machine spreads over more than 100 ms still end together
+	rc := newReceiver(t, nil)
+	ep := f.endpoint(t, rc.URL, time.Time{}, newSecret(t))
+	var msgs []events.SQSMessage
+	for range 10 {
+		msgs = append(msgs, message(t, job(ep, time.Now()), 1))
+	}
+	if failed := f.handle(t, msgs...); len(failed) != 0 {
+		t.Fatalf("failures: %v", failed)
+	}
+	if len(log.writes) != 1 || len(log.writes[0]) != 10 || len(marks.writes) != 1 {
+		t.Errorf("attempt-log writes %v, watermark writes %v; want one of 10 and one", log.writes, marks.writes)
+	}
+}
+
 func TestDeliverCachesEndpoint(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, allowLoopback, nil)
