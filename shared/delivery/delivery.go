@@ -263,7 +263,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // (a batch for one receiver, or receivers alike, an endpoint loaded from DynamoDB and KMS
 // first) are written once, after the last; a slow receiver (seconds, up to the attempt
 // timeout) no longer keeps the others out of the delivery log and their watermarks back
-// until its POST ends.
+// until its POST ends. The lag is read on the handler's clock (Deps.Now), as its cache and
+// watermark periods are: on a simulated clock that stands still during a batch (make cost)
+// deliveries always end together.
 const laggingAfter = 100 * time.Millisecond
 
 // record writes the batch's attempts and advances its endpoints' watermarks as the
@@ -286,6 +288,7 @@ func (h *Handler) record(ctx context.Context, msgs []events.SQSMessage, outcomes
 		ready    []int // done, not written
 		advanced = map[endpointKey]bool{}
 		early    sync.WaitGroup
+		lastDone time.Time // on h.now
 		lag      *time.Timer
 		lagging  <-chan time.Time
 	)
@@ -295,6 +298,7 @@ func (h *Handler) record(ctx context.Context, msgs []events.SQSMessage, outcomes
 			left--
 			running[keys[i]]--
 			ready = append(ready, i)
+			lastDone = h.now()
 			if lag == nil && left > 0 {
 				lag = time.NewTimer(h.lagAfter)
 				lagging = lag.C
@@ -302,6 +306,10 @@ func (h *Handler) record(ctx context.Context, msgs []events.SQSMessage, outcomes
 				lag.Reset(h.lagAfter)
 			}
 		case <-lagging:
+			if h.now().Sub(lastDone) < h.lagAfter { // the handler's clock has not moved as far
+				lag.Reset(h.lagAfter)
+				continue
+			}
 			lagging = nil // once per batch
 			attempts, marks := h.written(outcomes, ready, func(k endpointKey) bool {
 				if running[k] > 0 {

@@ -1002,6 +1002,33 @@ func TestDeliverWritesOnceWhenTheBatchEndsTogether(t *testing.T) {
 	}
 }
 
+// TestDeliverLagIsReadOnTheHandlersClock: on a clock that stands still during the batch
+// (make cost's simulated one), a slow delivery does not lag, so the batch is written once.
+func TestDeliverLagIsReadOnTheHandlersClock(t *testing.T) {
+	t.Parallel()
+	log := &writeLog{first: make(chan struct{})}
+	frozen := time.Now()
+	f := newFixture(t, allowLoopback, func(d *Deps) {
+		log.AttemptLog, d.Log = d.Log, log
+		d.Now = func() time.Time { return frozen }
+	})
+	f.h.lagAfter = 20 * time.Millisecond
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(300 * time.Millisecond) // 15 lags on the wall clock
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	fast, slow := f.endpoint(t, rc.URL+"/fast", time.Time{}, newSecret(t)), f.endpoint(t, rc.URL+"/slow", time.Time{}, newSecret(t))
+	msgs := []events.SQSMessage{message(t, job(fast, frozen), 1), message(t, job(slow, frozen), 1)}
+	if failed := f.handle(t, msgs...); len(failed) != 0 {
+		t.Fatalf("failures: %v", failed)
+	}
+	if len(log.writes) != 1 || len(log.writes[0]) != 2 {
+		t.Errorf("attempt-log writes %v, want one of both", log.writes)
+	}
+}
+
 func TestDeliverCachesEndpoint(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, allowLoopback, nil)
