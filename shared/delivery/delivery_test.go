@@ -908,6 +908,20 @@ func (w *watermarkLog) AdvanceWatermark(ctx context.Context, tenantID, endpointI
 	return w.EndpointState.AdvanceWatermark(ctx, tenantID, endpointID, to)
 }
 
+// writesFixture is a fixture whose attempt-log and watermark writes are recorded, and
+// whose batches count as lagging after a second, not 100 ms: deliveries that a loaded
+// machine spreads a little still end together.
+func writesFixture(t *testing.T) (*fixture, *writeLog, *watermarkLog) {
+	t.Helper()
+	log, marks := &writeLog{first: make(chan struct{})}, &watermarkLog{}
+	f := newFixture(t, allowLoopback, func(d *Deps) {
+		log.AttemptLog, marks.EndpointState = d.Log, d.State
+		d.Log, d.State = log, marks
+	})
+	f.h.lagAfter = time.Second
+	return f, log, marks
+}
+
 // TestDeliverWritesWhileALaggardDelivers: the attempts of a batch's deliveries that are
 // done, and the watermark of an endpoint none of whose deliveries is still running, are
 // written while a slow receiver still holds its POST; the laggard's attempt and watermark
@@ -915,12 +929,7 @@ func (w *watermarkLog) AdvanceWatermark(ctx context.Context, tenantID, endpointI
 // attempt-log writes and one watermark write per endpoint.
 func TestDeliverWritesWhileALaggardDelivers(t *testing.T) {
 	t.Parallel()
-	log, marks := &writeLog{first: make(chan struct{})}, &watermarkLog{}
-	f := newFixture(t, allowLoopback, func(d *Deps) {
-		log.AttemptLog, marks.EndpointState = d.Log, d.State
-		d.Log, d.State = log, marks
-	})
-	f.h.lagAfter = time.Second // the fast nine end well within it, even on a loaded machine
+	f, log, marks := writesFixture(t)
 	release := make(chan struct{})
 	rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -982,12 +991,7 @@ func TestDeliverWritesWhileALaggardDelivers(t *testing.T) {
 // with one attempt-log write and one watermark write per endpoint, after the last.
 func TestDeliverWritesOnceWhenTheBatchEndsTogether(t *testing.T) {
 	t.Parallel()
-	log, marks := &writeLog{first: make(chan struct{})}, &watermarkLog{}
-	f := newFixture(t, allowLoopback, func(d *Deps) {
-		log.AttemptLog, marks.EndpointState = d.Log, d.State
-		d.Log, d.State = log, marks
-	})
-	f.h.lagAfter = time.Second // deliveries a loaded machine spreads over more than 100 ms still end together
+	f, log, marks := writesFixture(t)
 	rc := newReceiver(t, nil)
 	ep := f.endpoint(t, rc.URL, time.Time{}, newSecret(t))
 	var msgs []events.SQSMessage
