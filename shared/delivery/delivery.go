@@ -331,8 +331,12 @@ func (h *Handler) record(ctx context.Context, msgs []events.SQSMessage, outcomes
 	}
 	attempts, _ := h.written(outcomes, ready, func(endpointKey) bool { return false })
 	_, marks := h.written(outcomes, all, func(k endpointKey) bool { return !advanced[k] })
-	h.finish(ctx, attempts, marks)
+	// The early write has ended before the last one starts (it began at least laggingAfter
+	// ago, so this rarely waits): items with the same key in both, such as an event's index
+	// entry when a duplicate message of it is in the batch, end as the later outcome wrote
+	// them, as within one BatchWriteItem the last wins.
 	early.Wait()
+	h.finish(ctx, attempts, marks)
 }
 
 // jobAttr reads a String message attribute of a delivery job ("" when absent).
