@@ -268,14 +268,14 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // deliveries always end together.
 const laggingAfter = 100 * time.Millisecond
 
-// record writes the batch's attempts and advances its endpoints' watermarks as the
+// record writes the batch's attempts and hands its successes to the watermarks as the
 // deliveries end (done receives each message's index once its outcome is set). When the
 // deliveries still running lag laggingAfter behind, the outcomes done so far are written
-// at once, while the laggards' POSTs go on, and so is the watermark of every endpoint none
-// of whose messages is still running; everything else is written when the last delivery
-// ends. So a batch makes at most two attempt-log writes, and still one watermark write per
-// endpoint. record returns when every write has ended: every attempt is logged before its
-// message is acknowledged.
+// at once, while the laggards' POSTs go on, and the newest success of every endpoint none
+// of whose messages is still running goes to the watermarks, which write it then if it is
+// due; everything else follows the last delivery. So a batch makes at most two attempt-log
+// writes and hands each endpoint's newest success to the watermarks once. record returns
+// when every write has ended: every attempt is logged before its message is acknowledged.
 func (h *Handler) record(ctx context.Context, msgs []events.SQSMessage, outcomes []outcome, done <-chan int) {
 	running := map[endpointKey]int{} // messages still being delivered, per endpoint
 	keys := make([]endpointKey, len(msgs))
@@ -376,7 +376,8 @@ func (h *Handler) written(outcomes []outcome, idx []int, advance func(endpointKe
 }
 
 // finish stores attempts with one AttemptLog call (one DynamoDB write per delivery,
-// batched) and advances each endpoint's watermark in marks once, all concurrently.
+// batched), hands the newest successes in marks to the watermarks and writes the ones that
+// are due (see watermarks), all concurrently.
 //
 // Failures here are logged and do not fail any message: the deliveries already happened,
 // and reporting a delivered message as failed would POST it again. A duplicate webhook is
