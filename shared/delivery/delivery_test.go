@@ -901,7 +901,7 @@ type watermarkLog struct {
 	writes []string // endpoint ids
 }
 
-func (w *watermarkLog) AdvanceWatermark(ctx context.Context, tenantID, endpointID string, to time.Time) error {
+func (w *watermarkLog) AdvanceWatermark(ctx context.Context, tenantID, endpointID string, to time.Time) (*domain.Endpoint, error) {
 	w.mu.Lock()
 	w.writes = append(w.writes, endpointID)
 	w.mu.Unlock()
