@@ -6,23 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -857,33 +852,6 @@ func TestReplayContinuesBeforeDeadline(t *testing.T) {
 	}
 }
 
-// resetAfterSend is an HTTP client for SQS whose first SendMessageBatch request reaches the
-// emulator, which takes the batch, but whose response is lost to a reset connection: what
-// a slow or restarting endpoint does to a real client now and then.
-type resetAfterSend struct {
-	next aws.HTTPClient
-
-	mu    sync.Mutex
-	reset int
-}
-
-func (c *resetAfterSend) Do(r *http.Request) (*http.Response, error) {
-	resp, err := c.next.Do(r)
-	if err != nil || !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".SendMessageBatch") {
-		return resp, err
-	}
-	c.mu.Lock()
-	first := c.reset == 0
-	c.reset++
-	c.mu.Unlock()
-	if !first {
-		return resp, nil
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return nil, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
-}
-
 // TestReplayIsAtLeastOnceWhenTheSDKRetriesASend: when a SendMessageBatch call's response is
 // lost after SQS took the batch, the SDK's retryer sends the whole call again and the
 // DeliveryQueue holds its jobs twice. The replay still completes and counts each event
@@ -899,14 +867,14 @@ func TestReplayIsAtLeastOnceWhenTheSDKRetriesASend(t *testing.T) {
 	r, msg := f.start(t, from, f.now)
 
 	cfg := f.tries.attach(testenv.AWSConfig(t))
-	flaky := &resetAfterSend{next: awshttp.NewBuildableClient()}
+	flaky := &testenv.LoseFirstResponse{Operation: ".SendMessageBatch"}
 	cfg.HTTPClient = flaky
 	d := f.deps()
 	d.Jobs = queue.NewDeliveryJobs(sqs.NewFromConfig(cfg), f.env["WEBHOOKS_DELIVERY_QUEUE_URL"])
 	if failed := handle(t, context.Background(), f.handler(d), msg); len(failed) != 0 {
 		t.Fatalf("failed items %v, want the job acknowledged", failed)
 	}
-	if flaky.reset == 0 {
+	if flaky.Calls() == 0 {
 		t.Fatal("no SendMessageBatch call went through the resetting client")
 	}
 	if got := f.replay(t, r.ID); got.Status != domain.ReplayCompleted || got.Enqueued != int64(len(want)) {

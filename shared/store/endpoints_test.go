@@ -4,20 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os"
 	"reflect"
 	"sort"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -496,31 +489,6 @@ func TestEndpointsDatabaseDown(t *testing.T) {
 	}
 }
 
-// lostTransaction is an HTTP client whose first TransactWriteItems request reaches DynamoDB,
-// which commits it, but whose response is lost to a reset connection.
-type lostTransaction struct {
-	next  aws.HTTPClient
-	mu    sync.Mutex
-	calls int
-}
-
-func (c *lostTransaction) Do(r *http.Request) (*http.Response, error) {
-	resp, err := c.next.Do(r)
-	if err != nil || !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".TransactWriteItems") {
-		return resp, err
-	}
-	c.mu.Lock()
-	c.calls++
-	first := c.calls == 1
-	c.mu.Unlock()
-	if !first {
-		return resp, nil
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return nil, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
-}
-
 // TestEndpointCreateSurvivesALostResponse: the SDK retries a transaction whose response was
 // lost with the same ClientRequestToken, and DynamoDB (as the emulator) answers the retry
 // with the first call's success instead of running the transaction again, whose conditions
@@ -530,7 +498,7 @@ func TestEndpointCreateSurvivesALostResponse(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, env := newStack(t)
-	lost := &lostTransaction{next: awshttp.NewBuildableClient()}
+	lost := &testenv.LoseFirstResponse{Operation: ".TransactWriteItems"}
 	cfg := testenv.AWSConfig(t)
 	cfg.HTTPClient = lost
 	s := NewEndpoints(dynamodb.NewFromConfig(cfg), env["WEBHOOKS_ENDPOINTS_TABLE"])
@@ -539,8 +507,8 @@ func TestEndpointCreateSurvivesALostResponse(t *testing.T) {
 	if err := s.CreateEndpoint(ctx, ep); err != nil {
 		t.Fatalf("create with its first response lost: %v", err)
 	}
-	if lost.calls != 2 {
-		t.Fatalf("TransactWriteItems sent %d times, want 2 (the SDK's retry)", lost.calls)
+	if lost.Calls() != 2 {
+		t.Fatalf("TransactWriteItems sent %d times, want 2 (the SDK's retry)", lost.Calls())
 	}
 	got, err := s.GetEndpoint(ctx, "tenant-a", ep.ID)
 	if err != nil || got.URL != ep.URL {
