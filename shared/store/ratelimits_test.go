@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/datajetty/webhooks/shared/dev/testenv"
 	"github.com/datajetty/webhooks/shared/domain"
 )
 
@@ -170,8 +174,23 @@ func truncateMillis(ts []time.Time) []time.Time {
 func TestRateLimitConcurrentTakes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	client, env := newStack(t)
-	s := NewRateLimits(client, env["WEBHOOKS_RATE_LIMIT_TABLE"])
+	_, env := newStack(t)
+	cfg := testenv.AWSConfig(t)
+	var calls, tries atomic.Int32
+	cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
+		if err := st.Initialize.Add(middleware.InitializeMiddlewareFunc("countCalls", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			calls.Add(1)
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After); err != nil {
+			return err
+		}
+		// Inside the SDK's retry loop: once per try.
+		return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("countTries", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			tries.Add(1)
+			return next.HandleFinalize(ctx, in)
+		}), "Retry", middleware.After)
+	})
+	s := NewRateLimits(dynamodb.NewFromConfig(cfg), env["WEBHOOKS_RATE_LIMIT_TABLE"])
 	const limit, callers = 10, 30
 	now := t0.Truncate(time.Minute).Add(5 * time.Second)
 
@@ -201,8 +220,16 @@ func TestRateLimitConcurrentTakes(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if admitted.Load() != limit || refused.Load() != callers-limit {
-		t.Errorf("admitted %d and refused %d of %d; want %d admitted", admitted.Load(), refused.Load(), callers, limit)
+	// Never more than the limit. A try whose response was lost after DynamoDB applied it
+	// (an emulator slowed by a loaded machine) is sent again by the SDK and takes a second
+	// place in the log for one caller, so each retry may cost one admission; with no retry
+	// exactly the limit is admitted.
+	retries := int(tries.Load() - calls.Load())
+	if a := int(admitted.Load()); a > limit || a < limit-retries || a+int(refused.Load()) != callers {
+		t.Errorf("admitted %d and refused %d of %d with %d SDK retries; want %d admitted (one fewer per retry at most)", a, refused.Load(), callers, retries, limit)
+	}
+	if retries > 0 {
+		t.Logf("the SDK retried %d calls", retries)
 	}
 }
 
