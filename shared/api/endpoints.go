@@ -151,8 +151,18 @@ func (h *Handler) getEndpoint(req *request) (response, error) {
 }
 
 func (h *Handler) deleteEndpoint(req *request) (response, error) {
+	q, err := parseQuery(req.Request)
+	if err != nil {
+		return response{}, err
+	}
+	// Parsed as strictly as every query: an empty or repeated version is refused, never
+	// read as "no version check".
+	v, present, err := queryParam(q, "version", false)
+	if err != nil {
+		return response{}, err
+	}
 	var version *int64
-	if v := req.URL.Query().Get("version"); v != "" {
+	if present {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
 			return response{}, domain.Invalid("version", "version must be a positive integer")

@@ -78,6 +78,14 @@ func TestDeleteEndpoint(t *testing.T) {
 			t.Fatalf("version=%s: field %q", bad, r.str("field"))
 		}
 	}
+	// An empty, repeated or malformed version is refused, never read as "no version check".
+	for _, bad := range []string{"?version=", "?version=1&version=9", "?version=1;x"} {
+		r := c.do("DELETE", path+bad, "acme", nil, nil)
+		expectError(t, r, http.StatusBadRequest, "invalid_request", "")
+		if bad != "?version=1;x" && r.str("field") != "version" {
+			t.Fatalf("%s: field %q", bad, r.str("field"))
+		}
+	}
 	if r := c.do("GET", path, "acme", nil, nil); r.Status != http.StatusOK {
 		t.Fatalf("refused deletes must leave the endpoint: %d %s", r.Status, r.Raw)
 	}
@@ -149,6 +157,8 @@ func TestDisableAndEnable(t *testing.T) {
 	if r.str("field") != "reason" {
 		t.Fatalf("unknown field: %s", r.Raw)
 	}
+	// JSON null is not an object: it would otherwise decode as "no fields given".
+	expectError(t, c.do("POST", path+"/disable", "acme", " null ", nil), http.StatusBadRequest, "invalid_request", "JSON object")
 	r = c.do("POST", path+"/disable", "acme", "{}", map[string]string{"Content-Type": "text/plain"})
 	expectError(t, r, http.StatusBadRequest, "invalid_request", "Content-Type")
 	expectError(t, c.do("POST", path+"/disable", "globex", nil, nil), http.StatusNotFound, "not_found", id)

@@ -499,8 +499,12 @@ func fingerprint(method, path string, body []byte) string {
 // decodeJSON strictly decodes a request body: unknown fields, trailing data and wrong types
 // are refused with a message that names the problem.
 func decodeJSON(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return domain.Invalid("", "request body is empty; a JSON object is required")
+	}
+	if bytes.Equal(trimmed, []byte("null")) { // decodes into any struct as "nothing given"
+		return domain.Invalid("", "request body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
