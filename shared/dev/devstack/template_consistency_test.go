@@ -436,6 +436,9 @@ func TestConfigurationAgrees(t *testing.T) {
 // cloudWatchMetric is a metric an alarm or a dashboard widget reads, and where.
 type cloudWatchMetric struct {
 	namespace, name, where string
+	// dimension is a dashboard row's first dimension value ("" when it has none), its
+	// substitution unwrapped ("${DeliverFunction}" reads DeliverFunction).
+	dimension string
 }
 
 // alarmMetrics lists the metrics of every alarm: its own, or those of its metric math.
@@ -448,11 +451,11 @@ func alarmMetrics(resources map[string]any) []cloudWatchMetric {
 		}
 		props := asMap(res["Properties"])
 		if name := scalarString(props["MetricName"]); name != "" {
-			out = append(out, cloudWatchMetric{scalarString(props["Namespace"]), name, id})
+			out = append(out, cloudWatchMetric{namespace: scalarString(props["Namespace"]), name: name, where: id})
 		}
 		for _, q := range asSlice(props["Metrics"]) {
 			if m := asMap(asMap(asMap(q)["MetricStat"])["Metric"]); m != nil {
-				out = append(out, cloudWatchMetric{scalarString(m["Namespace"]), scalarString(m["MetricName"]), id})
+				out = append(out, cloudWatchMetric{namespace: scalarString(m["Namespace"]), name: scalarString(m["MetricName"]), where: id})
 			}
 		}
 	}
@@ -480,8 +483,8 @@ func dashboardMetrics(t *testing.T, resources map[string]any) []cloudWatchMetric
 		if !ok {
 			t.Fatalf("%s: DashboardBody is neither a string nor a Fn::Sub of one", id)
 		}
-		// The substitutions only stand for values (ids, names, the region).
-		text = regexp.MustCompile(`\$\{[^}]*\}`).ReplaceAllString(text, "sub")
+		// The substitutions only stand for values (ids, names, the region), inside strings.
+		text = regexp.MustCompile(`\$\{([^}]*)\}`).ReplaceAllString(text, "$1")
 		var dash struct {
 			Widgets []struct {
 				Properties struct {
@@ -514,7 +517,11 @@ func dashboardMetrics(t *testing.T, resources map[string]any) []cloudWatchMetric
 					t.Errorf("%s, widget %q: metric row %v has no namespace and name", id, w.Properties.Title, row)
 					continue
 				}
-				out = append(out, cloudWatchMetric{scalarString(fields[0]), scalarString(fields[1]), fmt.Sprintf("%s widget %q", id, w.Properties.Title)})
+				m := cloudWatchMetric{namespace: scalarString(fields[0]), name: scalarString(fields[1]), where: fmt.Sprintf("%s widget %q", id, w.Properties.Title)}
+				if len(fields) >= 4 {
+					m.dimension = scalarString(fields[3])
+				}
+				out = append(out, m)
 			}
 		}
 	}
@@ -553,6 +560,33 @@ func TestTemplateMetricsAreEmitted(t *testing.T) {
 		if !onDashboard[n] {
 			t.Errorf("the dashboard does not show %s, which shared/metrics emits", n)
 		}
+	}
+}
+
+// TestDashboardShowsEveryFunction: the dashboard charts the duration, errors and throttles
+// of every function the template defines, so a new function cannot be left off it.
+func TestDashboardShowsEveryFunction(t *testing.T) {
+	resources := asMap(consistencyDoc(t)["Resources"])
+	shown := map[string]bool{}
+	for _, m := range dashboardMetrics(t, resources) {
+		if m.namespace == "AWS/Lambda" {
+			shown[m.name+" "+m.dimension] = true
+		}
+	}
+	functions := 0
+	for id, raw := range resources {
+		if asMap(raw)["Type"] != functionType {
+			continue
+		}
+		functions++
+		for _, metric := range []string{"Duration", "Errors", "Throttles"} {
+			if !shown[metric+" "+id] {
+				t.Errorf("the dashboard does not chart AWS/Lambda %s of %s", metric, id)
+			}
+		}
+	}
+	if functions == 0 {
+		t.Fatal("no functions found in template.yaml")
 	}
 }
 
