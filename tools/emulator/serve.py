@@ -42,6 +42,8 @@ class SerializeDynamoDB:
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
+        # ClientRequestToken -> (expiry, request digest, status, headers, body chunks)
+        self.tokens = {}
 
     def __call__(self, environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -69,7 +71,7 @@ class SerializeDynamoDB:
             return list(self.app(environ, start_response))
         digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
         now = time.monotonic()
-        self.tokens = {k: v for k, v in getattr(self, "tokens", {}).items() if v[0] > now}
+        self.tokens = {k: v for k, v in self.tokens.items() if v[0] > now}
         seen = self.tokens.get(token)
         if seen is not None:
             _, seen_digest, status, headers, chunks = seen
