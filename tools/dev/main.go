@@ -15,11 +15,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/config"
+	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/dev/devissuer"
 	"github.com/datajetty/webhooks/shared/dev/devstack"
 	"github.com/datajetty/webhooks/shared/portal"
@@ -84,6 +86,25 @@ func run(ctx context.Context, logger *slog.Logger) error {
 			env[v.Name] = s
 		}
 	}
+	// The server answers before the API handler is built: the handler's cold start fetches
+	// the token issuer's JWKS, which this server serves for the development issuer.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set %s to use another address): %w", addr, config.Addr.Name, err)
+	}
+	var jwks http.Handler
+	if issuer != nil {
+		jwks = issuer.JWKSHandler()
+	}
+	var apiHandler, portalHandler lateHandler
+	srv := devserver.NewServer(devserver.Root(&apiHandler, &portalHandler, jwks))
+	go func() {
+		if err := srv.Serve(devserver.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("server stopped", "error", err)
+		}
+	}()
+	defer srv.Close() // on an error before the orderly shutdown below
+
 	cfg, err := config.FromMap(env)
 	if err != nil {
 		return err
@@ -96,26 +117,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var jwks http.Handler
-	if issuer != nil {
-		jwks = issuer.JWKSHandler()
-	}
+	apiHandler.set(h)
+	portalHandler.set(page)
 	consumersDone := &wiring.Shutdown{}
 	if err := startConsumers(ctx, cfg, awsCfg, stack, logger, consumersDone); err != nil {
 		return err
 	}
 	env[config.IngestQueueURL.Name] = stack.Resources["IngestQueue"]
 
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (set %s to use another address): %w", addr, config.Addr.Name, err)
-	}
-	srv := devserver.NewServer(devserver.Root(h, page, jwks))
-	go func() {
-		if err := srv.Serve(devserver.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("server stopped", "error", err)
-		}
-	}()
 	if err := writeEnvFile(root, env); err != nil {
 		return err
 	}
@@ -187,4 +196,24 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// lateHandler is a handler set once the server is already listening; until then it answers
+// 503 with the API's error body.
+type lateHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	id := domain.NewID("req_")
+	status, body := api.RenderError(domain.Unavailable("the local server", errors.New("still starting")), id)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Request-Id", id)
+	w.Header().Set("Retry-After", "1")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
