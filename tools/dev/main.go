@@ -21,9 +21,9 @@ import (
 
 	"github.com/datajetty/webhooks/shared/api"
 	"github.com/datajetty/webhooks/shared/config"
-	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/dev/devissuer"
 	"github.com/datajetty/webhooks/shared/dev/devstack"
+	"github.com/datajetty/webhooks/shared/domain"
 	"github.com/datajetty/webhooks/shared/portal"
 	"github.com/datajetty/webhooks/shared/wiring"
 	"github.com/datajetty/webhooks/tools/internal/devserver"
