@@ -21,6 +21,11 @@ func signCursor(key []byte, tenantID, position string) string {
 
 func openCursor(key []byte, tenantID, cursor string) (string, error) {
 	bad := domain.Invalid("cursor", "cursor is not valid for this listing; start again without it")
+	// Only the base64url alphabet and the one dot: Go's base64 decoding, even Strict,
+	// skips CR and LF, which would give one cursor many spellings.
+	if strings.IndexFunc(cursor, func(r rune) bool { return !isCursorChar(r) }) >= 0 {
+		return "", bad
+	}
 	pos, mac, ok := strings.Cut(cursor, ".")
 	if !ok {
 		return "", bad
@@ -42,4 +47,10 @@ func cursorMAC(key []byte, tenantID, pos string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("cursor/v1\x00" + tenantID + "\x00" + pos))
 	return m.Sum(nil)[:16]
+}
+
+// isCursorChar reports whether r may appear in a cursor: the base64url alphabet and the
+// dot between position and MAC.
+func isCursorChar(r rune) bool {
+	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
 }
