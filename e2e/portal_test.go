@@ -421,6 +421,9 @@ func TestPortalShowsErrorsAsInertText(t *testing.T) {
 	good := newHookReceiver(t, nil)
 	p := s.openPortal(t, s.token(tenant, allScopes, time.Hour), 1280, 900)
 	p.ClickButton("", "Add endpoint")
+	// The catalog arrives after the form and pushes its buttons down: a click aimed before
+	// that lands elsewhere (CI, a busy machine).
+	p.WaitText("fieldset.events .catalog", "An export of a dataset finished")
 
 	// Nothing typed: said next to each field, before any call.
 	p.ClickButton("form", "Add endpoint")
