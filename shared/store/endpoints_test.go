@@ -32,6 +32,16 @@ func newEndpoint(tenant, url string) domain.Endpoint {
 	}
 }
 
+// createEndpoint stores a new active endpoint of tenant-a (newEndpoint) and returns it.
+func createEndpoint(t *testing.T, s *Endpoints) domain.Endpoint {
+	t.Helper()
+	ep := newEndpoint("tenant-a", "https://example.com/hook")
+	if err := s.CreateEndpoint(context.Background(), ep); err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
 func newEndpoints(t *testing.T) *Endpoints {
 	db, env := newStack(t)
 	return NewEndpoints(db, env["WEBHOOKS_ENDPOINTS_TABLE"])
@@ -196,10 +206,7 @@ func TestEndpointUpdateKeepsReplayLock(t *testing.T) {
 	s := NewEndpoints(db, env["WEBHOOKS_ENDPOINTS_TABLE"])
 	replays := NewReplays(db, env["WEBHOOKS_REPLAYS_TABLE"], env["WEBHOOKS_ENDPOINTS_TABLE"])
 
-	ep := newEndpoint("tenant-a", "https://example.com/hook")
-	if err := s.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := createEndpoint(t, s)
 	r := newReplay(ep)
 	if err := replays.StartReplay(ctx, r, t0.Add(domain.ReplayLease), t0); err != nil {
 		t.Fatal(err)
@@ -220,10 +227,7 @@ func TestEndpointConcurrentUpdatesOneWins(t *testing.T) {
 	client, env := newStack(t)
 	s := NewEndpoints(client, env["WEBHOOKS_ENDPOINTS_TABLE"])
 
-	ep := newEndpoint("tenant-a", "https://example.com/hook")
-	if err := s.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := createEndpoint(t, s)
 	const writers = 10
 	errs := make([]error, writers)
 	var wg sync.WaitGroup
@@ -343,10 +347,7 @@ func TestEndpointTenantIsolation(t *testing.T) {
 	ctx := context.Background()
 	s := newEndpoints(t)
 
-	ep := newEndpoint("tenant-a", "https://example.com/hook")
-	if err := s.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := createEndpoint(t, s)
 	_, err := s.GetEndpoint(ctx, "tenant-b", ep.ID)
 	wantKind(t, err, domain.ErrNotFound)
 	_, err = s.FindEndpointByURL(ctx, "tenant-b", ep.URL)
@@ -369,10 +370,7 @@ func TestTransactionCancellationReasons(t *testing.T) {
 	ctx := context.Background()
 	s := newEndpoints(t)
 
-	ep := newEndpoint("tenant-a", "https://example.com/hook")
-	if err := s.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := createEndpoint(t, s)
 	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: itemKey("tenant-a", endpointSK(ep.ID)), ConditionExpression: aws.String("attribute_not_exists(sk)"),
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld}},

@@ -45,10 +45,7 @@ func TestAdvanceWatermark(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newEndpoints(t)
-	ep := newEndpoint("tenant-a", "https://example.com/hook")
-	if err := s.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := createEndpoint(t, s)
 
 	steps := []struct {
 		name string
@@ -144,10 +141,7 @@ func TestDisable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newEndpoints(t)
-	ep := newEndpoint("tenant-a", "https://example.com/hook")
-	if err := s.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := createEndpoint(t, s)
 	if _, err := s.RecordExhausted(ctx, ep.TenantID, ep.ID, 10, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -243,10 +237,7 @@ func TestRecordExhausted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newEndpoints(t)
-	ep := newEndpoint("tenant-a", "https://example.com/hook")
-	if err := s.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := createEndpoint(t, s)
 
 	exhaust := func(threshold int) bool {
 		t.Helper()
@@ -303,10 +294,7 @@ func TestRecordExhaustedConcurrentDisablesOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newEndpoints(t)
-	ep := newEndpoint("tenant-a", "https://example.com/hook")
-	if err := s.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := createEndpoint(t, s)
 	const callers, threshold = 12, 5
 	var wg sync.WaitGroup
 	results, failing := make([]bool, callers), make([]bool, callers)
@@ -359,10 +347,7 @@ func TestFailingAndRecovered(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newEndpoints(t)
-	ep := newEndpoint("tenant-a", "https://example.com/hook")
-	if err := s.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := createEndpoint(t, s)
 	if rec, err := s.AdvanceWatermark(ctx, ep.TenantID, ep.ID, t0); err != nil || rec != nil {
 		t.Fatalf("a success of an endpoint never failing: %v, %v", rec, err)
 	}
